@@ -1,0 +1,238 @@
+"""One gateway's bridge: polling lanes feed one snapshot, the publisher sends what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from pyenphase.models.envoy import EnvoyData
+
+from envoy2mqtt.envoy import (
+    GatewayAuthError,
+    GatewayClient,
+    GatewayError,
+    TokenSource,
+    merge_inverters,
+)
+from envoy2mqtt.gate import Lane, Pace, current_lane, in_window
+from envoy2mqtt.publisher import GatewayPublisher, Link, PublishOptions
+from envoy2mqtt.settings import GatewaySettings
+from envoy2mqtt.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.topics import Topics
+
+log = logging.getLogger(__name__)
+
+OFFLINE_AFTER_FAILURES = 2
+RECONNECT_MIN = 2.0
+RECONNECT_MAX = 300.0
+
+
+class Bridge:
+    """Reads one gateway politely and keeps its MQTT topics current."""
+
+    def __init__(
+        self,
+        gateway: GatewaySettings,
+        link: Link,
+        topics: Topics,
+        options: PublishOptions,
+        *,
+        tokens: TokenSource | None = None,
+        request_timeout: float = 10.0,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    ) -> None:
+        """Prepare; `run()` connects and polls until cancelled."""
+        self.settings = gateway
+        self.link = link
+        self.topics = topics
+        self.options = options
+        self.tokens = tokens
+        self.request_timeout = request_timeout
+        self.wall_clock = wall_clock
+        self.pace = Pace()
+        self.publisher: GatewayPublisher | None = None
+        self.client: GatewayClient | None = None
+        self._data = EnvoyData()
+        self._inverters: EnvoyData | None = None
+        self._failures = 0
+        self._reauthed = False
+        self.processing: list[float] = []
+        self.on_processed: Callable[[float], None] | None = None
+
+    @property
+    def serial(self) -> str | None:
+        """The gateway's serial once known."""
+        return self.publisher.info.serial if self.publisher else self.settings.serial
+
+    async def run(self) -> None:
+        """Connect and poll; on failure, back off (capped, jittered) and start again."""
+        delay = RECONNECT_MIN
+        while True:
+            try:
+                async with GatewayClient(
+                    self.settings.host,
+                    username=self.settings.username,
+                    password=self.settings.password.get_secret_value()
+                    if self.settings.password
+                    else None,
+                    tokens=self.tokens,
+                    timeout=self.request_timeout,
+                ) as client:
+                    self.client = client
+                    info = await client.connect()
+                    log.info(
+                        "gateway %s (%s, firmware %s) connected",
+                        info.serial,
+                        self.settings.host,
+                        info.firmware,
+                    )
+                    delay = RECONNECT_MIN
+                    await self._poll(client, info)
+            except GatewayError as err:
+                self._mark(ok=False, err=err, force=True)
+                level = logging.ERROR if isinstance(err, GatewayAuthError) else logging.WARNING
+                log.log(level, "gateway %s: %s; retrying in %.0f s", self.settings.host, err, delay)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    async def _poll(self, client: GatewayClient, info: GatewayInfo) -> None:
+        if self.publisher is None or self.publisher.info.serial != info.serial:
+            self.publisher = GatewayPublisher(
+                self.link, self.topics, info, self.options, name=self.settings.name
+            )
+        current_lane.set(Lane.NORMAL)
+        self._data = await client.read_normal()
+        self._inverters = await client.read_inverters()
+        self._data = merge_inverters(self._data, self._inverters)
+        self._publish(info)
+        self._mark(ok=True)
+        cadence = self.settings.cadence
+        async with asyncio.TaskGroup() as lanes:
+            lanes.create_task(self._lane(Lane.NORMAL, cadence.normal, self._read_normal, info))
+            lanes.create_task(self._lane(Lane.SLOW, cadence.inverters, self._read_inverters, info))
+            if self._data.enpower is not None or self._data.collar is not None or self._has_cts():
+                lanes.create_task(self._lane(Lane.FAST, cadence.fast, self._read_fast, info))
+            if self._data.encharge_aggregate is not None:
+                lanes.create_task(
+                    self._lane(Lane.BATTERY, cadence.battery, self._read_battery, info)
+                )
+
+    def _has_cts(self) -> bool:
+        return any(meter is not None for meter in self._data.ctmeters.values())
+
+    async def _lane(
+        self, lane: Lane, base: float, read: Callable[[], Awaitable[None]], info: GatewayInfo
+    ) -> None:
+        current_lane.set(lane)
+        await asyncio.sleep(self._interval(lane, base))
+        while True:
+            started = time.monotonic()
+            ok = True
+            try:
+                await read()
+            except GatewayAuthError as err:
+                ok = False
+                await self._reauthenticate(err)
+            except GatewayError as err:
+                ok = False
+                self._mark(ok=False, err=err)
+            else:
+                self._mark(ok=True)
+                self._publish(info)
+            self.pace.observe(time.monotonic() - started, ok=ok)
+            await asyncio.sleep(self._interval(lane, base))
+
+    def _interval(self, lane: Lane, base: float) -> float:
+        cadence = self.settings.cadence
+        now = self.wall_clock().time()
+        if in_window(now, cadence.quiet_start, cadence.quiet_end):
+            # the gateway's nightly maintenance: only the grid watch runs, and slowly
+            return self.pace.interval(cadence.quiet_fast if lane == Lane.FAST else 60.0)
+        return self.pace.interval(base)
+
+    async def _read_normal(self) -> None:
+        assert self.client is not None
+        data = await self.client.read_normal()
+        if self._inverters is not None:
+            data = merge_inverters(data, self._inverters)
+        self._data = data
+
+    async def _read_inverters(self) -> None:
+        assert self.client is not None
+        self._inverters = await self.client.read_inverters()
+        self._data = merge_inverters(self._data, self._inverters)
+
+    async def _read_fast(self) -> None:
+        assert self.client is not None
+        data = self._data
+        if data.enpower is not None:
+            state = await self.client.read_grid()
+            if state is not None and state != data.enpower.mains_oper_state:
+                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
+        elif data.collar is not None:
+            state = await self.client.read_collar()
+            if state is not None and state != data.collar.grid_state:
+                data = replace(data, collar=replace(data.collar, grid_state=state))
+        if self._has_cts():
+            meters, phases = await self.client.read_meters()
+            if meters:
+                data = replace(
+                    data,
+                    ctmeters={**data.ctmeters, **meters},
+                    ctmeters_phases={**data.ctmeters_phases, **phases},
+                )
+        self._data = data
+
+    async def _read_battery(self) -> None:
+        assert self.client is not None
+        aggregate, units = await self.client.read_battery()
+        self._data = replace(
+            self._data,
+            encharge_aggregate=aggregate,
+            encharge_power={**(self._data.encharge_power or {}), **units},
+        )
+
+    async def _reauthenticate(self, err: GatewayAuthError) -> None:
+        """On 401/403: renew the token once; if that fails too, let the pace back off."""
+        assert self.client is not None
+        self._mark(ok=False, err=err)
+        if self._reauthed:
+            return
+        self._reauthed = True
+        log.warning("gateway %s refused our credentials; authenticating again", self.settings.host)
+        try:
+            await self.client.authenticate(renew=True)
+        except GatewayError as again:
+            log.error("gateway %s: %s", self.settings.host, again)
+
+    def _publish(self, info: GatewayInfo) -> None:
+        if self.publisher is None:
+            return
+        auth = self.tokens.status() if self.tokens is not None else None
+        snapshot = Snapshot(info, self._data, datetime.now(UTC), auth)
+        started = time.perf_counter()
+        self.publisher.publish_snapshot(snapshot)
+        if self.on_processed is not None:
+            self.on_processed(time.perf_counter() - started)
+
+    def _mark(self, *, ok: bool, err: Exception | None = None, force: bool = False) -> None:
+        if ok:
+            self._failures = 0
+            self._reauthed = False
+            if self.publisher is not None and self.publisher.available is not True:
+                log.info("gateway %s is online", self.serial)
+                self.publisher.set_available(True)
+            return
+        self._failures += 1
+        if (
+            self.publisher is not None
+            and self.publisher.available is not False
+            and (force or self._failures >= OFFLINE_AFTER_FAILURES)
+        ):
+            log.warning("gateway %s is offline: %s", self.serial, err)
+            self.publisher.set_available(False)

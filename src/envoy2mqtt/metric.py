@@ -1,0 +1,145 @@
+"""What a metric is: the description the catalog is made of, shared by topics and discovery."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Final, Generic, Protocol, TypeVar
+
+from envoy2mqtt.snapshot import Snapshot
+from envoy2mqtt.topics import sanitize
+
+Value = int | float | str
+"""A published value: a number in SI units or a plain word."""
+
+T = TypeVar("T")
+
+W: Final = "W"
+WH: Final = "Wh"
+V: Final = "V"
+A: Final = "A"
+HZ: Final = "Hz"
+PCT: Final = "%"
+VAR: Final = "var"
+VA: Final = "VA"
+CELSIUS: Final = "°C"
+
+POWER: Final = "power"
+ENERGY: Final = "energy"
+ENERGY_STORAGE: Final = "energy_storage"
+MEASUREMENT: Final = "measurement"
+TOTAL_INCREASING: Final = "total_increasing"
+DIAGNOSTIC: Final = "diagnostic"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Metric(Generic[T]):
+    """One published value: how to read it from its source and how to describe it."""
+
+    key: str  # stable: it is in topics and unique ids
+    name: str
+    read: Callable[[T], Value | None]
+    unit: str | None = None
+    device_class: str | None = None
+    state_class: str | None = None
+    component: str = "sensor"
+    category: str | None = None
+    enabled: bool = True
+    urgent: bool = False
+    deadband: float = 0.0
+    precision: int | None = None
+    icon: str | None = None
+    payload_on: str | None = None
+    payload_off: str | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def is_counter(self) -> bool:
+        """True for values that must never go backwards (energy dashboards)."""
+        return self.state_class == TOTAL_INCREASING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Device:
+    """A device of its own behind the gateway (an inverter, a battery, a meter)."""
+
+    kind: str
+    id: str
+    name: str
+    model: str | None = None
+    sw_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A metric bound to its place: the gateway itself or one of its devices."""
+
+    path: str  # topic suffix below the gateway, e.g. "production_power" or "inverter/1/power"
+    metric: Metric[object]
+    device: Device | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An entity and its current value."""
+
+    entity: Entity
+    value: Value
+
+
+class Source(Protocol):
+    """Anything that yields readings from a snapshot."""
+
+    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+        """Yield every reading the snapshot has for this source."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMetrics:
+    """Metrics of the gateway as a whole."""
+
+    metrics: tuple[Metric[Snapshot], ...]
+
+    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+        """Yield the metrics the gateway has data for."""
+        for metric in self.metrics:
+            value = clean(metric.read(snapshot))
+            if value is not None:
+                yield Reading(Entity(metric.key, metric), value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Family(Generic[T]):
+    """Devices of one kind behind the gateway, and the metrics each of them has."""
+
+    kind: str
+    members: Callable[[Snapshot], Mapping[str, T]]
+    describe: Callable[[str, T, Snapshot], Device]
+    metrics: tuple[Metric[T], ...]
+
+    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+        """Yield the metrics of every member device."""
+        for member_id, member in self.members(snapshot).items():
+            device = self.describe(member_id, member, snapshot)
+            base = f"{self.kind}/{sanitize(member_id)}"
+            for metric in self.metrics:
+                value = clean(metric.read(member))
+                if value is not None:
+                    entity = Entity(f"{base}/{metric.key}", metric, device)  # type: ignore[arg-type]
+                    yield Reading(entity, value)
+
+
+def clean(value: object) -> Value | None:
+    """Accept only publishable values: finite numbers and non-empty words."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        return text if text and text.isprintable() else None
+    return None

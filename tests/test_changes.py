@@ -1,0 +1,78 @@
+"""Change detection, counter integrity and debouncing: pure functions, plain tests."""
+
+from envoy2mqtt.changes import ChangeDetector, CounterGuard, Debouncer
+
+
+def test_unchanged_value_is_not_republished() -> None:
+    changes = ChangeDetector()
+    assert changes.diff({"battery_soc": 80}, now=0) == {"battery_soc": 80}
+    assert changes.diff({"battery_soc": 80}, now=1) == {}
+
+
+def test_unchanged_value_is_refreshed_after_the_heartbeat() -> None:
+    changes = ChangeDetector(heartbeat=300)
+    changes.diff({"production_power": 100}, now=0)
+    assert changes.diff({"production_power": 100}, now=299) == {}
+    assert changes.diff({"production_power": 100}, now=300) == {"production_power": 100}
+
+
+def test_deadband_suppresses_small_changes_only() -> None:
+    changes = ChangeDetector()
+    bands = {"net_power": 5.0}
+    changes.diff({"net_power": 100}, now=0, deadbands=bands)
+    assert changes.diff({"net_power": 104}, now=1, deadbands=bands) == {}
+    assert changes.diff({"net_power": 106}, now=2, deadbands=bands) == {"net_power": 106}
+
+
+def test_words_change_on_any_difference() -> None:
+    changes = ChangeDetector()
+    changes.diff({"grid_status": "on-grid"}, now=0, deadbands={"grid_status": 100})
+    assert changes.diff({"grid_status": "off-grid"}, now=1) == {"grid_status": "off-grid"}
+
+
+def test_vanished_keys_are_reported_once() -> None:
+    changes = ChangeDetector()
+    changes.diff({"a": 1, "b": 2}, now=0)
+    assert changes.vanished({"a": 1}) == ["b"]
+    assert changes.vanished({"a": 1}) == []
+
+
+def test_counter_never_goes_backwards_and_holds_last_good() -> None:
+    guard = CounterGuard()
+    assert guard.check("lifetime", 1000) == 1000
+    assert guard.check("lifetime", 0) == 1000
+    assert guard.check("lifetime", 990) == 1000
+    assert guard.check("lifetime", 1010) == 1010
+
+
+def test_today_counter_resets_only_after_the_day_changes() -> None:
+    guard = CounterGuard(resets=frozenset({"today"}))
+    assert guard.check("today", 5000) == 5000
+    # a glitch during the day is held
+    assert guard.check("today", 0) == 5000
+    # the reset that follows midnight is genuine
+    assert guard.check("today", 3, day_changed=True) == 3
+    assert guard.check("today", 40) == 40
+
+
+def test_counter_glitch_is_logged_once(caplog: "object") -> None:
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    guard = CounterGuard()
+    guard.check("x", 10)
+    with caplog.at_level(logging.WARNING):
+        guard.check("x", 1)
+        guard.check("x", 2)
+    assert sum("went backwards" in r.message for r in caplog.records) == 1
+
+
+def test_debounce_needs_consecutive_reads() -> None:
+    debounce = Debouncer(reads=2)
+    assert debounce.feed("grid", "on-grid") == "on-grid"
+    assert debounce.feed("grid", "off-grid") == "on-grid"
+    assert debounce.feed("grid", "on-grid") == "on-grid"  # a glitch: no flap
+    assert debounce.feed("grid", "off-grid") == "on-grid"
+    assert debounce.feed("grid", "off-grid") == "off-grid"

@@ -1,0 +1,82 @@
+"""The gate keeps one request in flight and lets the fast lane go first; the pace adapts."""
+
+import asyncio
+from datetime import time
+
+from envoy2mqtt.gate import Gate, Lane, Pace, in_window
+
+
+async def test_one_request_in_flight_and_fast_lane_first() -> None:
+    gate = Gate()
+    order: list[str] = []
+    in_flight = 0
+    peak = 0
+
+    async def request(name: str, lane: Lane, delay: float = 0.01) -> None:
+        nonlocal in_flight, peak
+        async with gate.slot(lane):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            order.append(name)
+            await asyncio.sleep(delay)
+            in_flight -= 1
+
+    first = asyncio.create_task(request("normal-1", Lane.NORMAL, 0.05))
+    await asyncio.sleep(0.01)  # normal-1 holds the slot
+    waiting = [
+        asyncio.create_task(request("slow", Lane.SLOW)),
+        asyncio.create_task(request("normal-2", Lane.NORMAL)),
+        asyncio.create_task(request("fast", Lane.FAST)),
+    ]
+    await asyncio.gather(first, *waiting)
+    assert peak == 1
+    assert order == ["normal-1", "fast", "normal-2", "slow"]
+    assert gate.stats.max_in_flight == 1
+
+
+async def test_cancelled_waiter_does_not_block_the_gate() -> None:
+    gate = Gate()
+
+    async def hold() -> None:
+        async with gate.slot(Lane.NORMAL):
+            await asyncio.sleep(0.05)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await holder
+    async with asyncio.timeout(1):
+        async with gate.slot(Lane.FAST):
+            pass
+
+
+def test_pace_backs_off_and_recovers_step_by_step() -> None:
+    pace = Pace(slow_after=2.0, max_factor=16)
+    assert pace.interval(1.0) == 1.0
+    pace.observe(0.1, ok=False)
+    pace.observe(0.1, ok=False)
+    assert pace.interval(1.0) == 4.0
+    for _ in range(10):
+        pace.observe(0.1, ok=False)
+    assert pace.interval(1.0) == 16.0  # capped
+    pace.observe(0.1, ok=True)
+    assert 1.0 < pace.interval(1.0) < 16.0  # one step, not a jump
+    for _ in range(20):
+        pace.observe(0.1, ok=True)
+    assert pace.interval(1.0) == 1.0
+
+
+def test_slow_answers_stretch_the_pace() -> None:
+    pace = Pace(slow_after=2.0)
+    pace.observe(5.0, ok=True)
+    assert pace.interval(10) == 15
+
+
+def test_quiet_window_including_midnight() -> None:
+    assert in_window(time(23, 0), time(22, 58), time(23, 6))
+    assert not in_window(time(23, 6), time(22, 58), time(23, 6))
+    assert in_window(time(0, 30), time(23, 50), time(1, 0))
+    assert not in_window(time(12, 0), time(23, 50), time(1, 0))
+    assert not in_window(time(23, 0), None, None)
