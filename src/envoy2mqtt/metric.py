@@ -53,6 +53,8 @@ class Metric(Generic[T]):
     payload_on: str | None = None
     payload_off: str | None = None
     options: tuple[str, ...] = ()
+    description: str = ""  # what the value means, for the topic reference
+    daily: bool = False  # a "today" counter: a drop after midnight is a new day, not a glitch
 
     @property
     def is_counter(self) -> bool:

@@ -1,0 +1,309 @@
+"""The simulated Envoy: replays a capture over real HTTP(S) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from aiohttp import web
+
+from .capture import Capture, file_name, load_capture
+from .credentials import (
+    ONE_YEAR,
+    OWNER,
+    SIM_TOKEN_KEY,
+    TokenGate,
+    TokenType,
+    legacy_passwords,
+    make_token,
+)
+from .drift import Drift
+from .faults import HTML_ERROR_PAGE, Fault, FaultPlan
+from .responder import Responder, html
+from .state import SimState
+from .stats import NO_RESPONSE, GatewayStats
+from .tls import server_context
+
+log = logging.getLogger(__name__)
+
+HOST: Final = "127.0.0.1"
+
+
+class SimulatedGateway:
+    """An Envoy / IQ Gateway replaying one capture; use as an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        capture: str | Path | Capture,
+        port: int = 0,
+        drift: bool = False,
+        clock: Callable[[], float] = time.time,
+        token_key: str = SIM_TOKEN_KEY,
+        serve_relay: bool | None = None,
+        latency: float = 0.0,
+        seed: int | None = None,
+        utc_offset_s: float | None = None,
+    ) -> None:
+        """Load a capture; `serve_relay=None` serves /ivp/ensemble/relay iff it has an Enpower."""
+        self.capture = capture if isinstance(capture, Capture) else load_capture(capture)
+        self.state = SimState(self.capture, serve_relay=serve_relay)
+        self.stats = GatewayStats()
+        self.latency = latency
+        self._port = port
+        self._clock = clock
+        self._token_key = token_key
+        if utc_offset_s is None:
+            utc_offset_s = float(time.localtime(clock()).tm_gmtoff)
+        self._drift = (
+            Drift(self.state, clock=clock, utc_offset_s=utc_offset_s, seed=seed) if drift else None
+        )
+        self._responder = Responder(
+            self.capture,
+            self.state,
+            tokens=TokenGate(serial=self.serial, key=token_key, clock=clock),
+            drift=self._drift,
+        )
+        self._plan = FaultPlan()
+        self._fault_changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._ssl: ssl.SSLContext | None = server_context() if self.uses_tls else None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._generation = 0
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def serial(self) -> str:
+        """Gateway serial number from the capture's /info."""
+        return self.capture.serial
+
+    @property
+    def firmware(self) -> str:
+        """Firmware version without its R/D prefix, e.g. "7.6.175"."""
+        return self.capture.firmware
+
+    @property
+    def uses_tls(self) -> bool:
+        """HTTPS + JWT (firmware 7+) rather than HTTP + Digest."""
+        return self.capture.uses_tls
+
+    @property
+    def port(self) -> int:
+        """The TCP port (known once started)."""
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:PORT`, the form pyenphase's `Envoy(host)` wants."""
+        return f"{HOST}:{self._port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `https://127.0.0.1:PORT`."""
+        return f"{'https' if self.uses_tls else 'http'}://{self.host}"
+
+    def make_token(self, *, lifetime: float = ONE_YEAR, token_type: TokenType = OWNER) -> str:
+        """A token this gateway accepts (same key and clock)."""
+        return make_token(
+            self.serial,
+            lifetime=lifetime,
+            token_type=token_type,
+            key=self._token_key,
+            clock=self._clock,
+        )
+
+    def legacy_password(self, user: str = "envoy") -> str:
+        """Digest password of `envoy` or `installer` on a pre-7 gateway."""
+        return legacy_passwords(self.serial)[user]
+
+    # -- simulation controls --------------------------------------------------------------
+
+    @property
+    def grid_on(self) -> bool:
+        """Whether the grid relay is closed."""
+        return self.state.grid_on
+
+    @property
+    def grid_changes(self) -> int:
+        """How many times the grid state flipped."""
+        return self.state.grid_changes
+
+    @property
+    def grid_log(self) -> list[tuple[float, bool]]:
+        """(time.monotonic(), new state) for every flip, oldest first."""
+        return self.state.grid_log
+
+    def set_grid(self, on: bool) -> bool:
+        """Flip the grid relay; True if it changed."""
+        changed = self.state.set_grid(on)
+        if changed:
+            log.info("grid %s -> %s", "off" if on else "on", "on" if on else "off")
+        return changed
+
+    def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
+        """Set battery state of charge (%) and power (W, positive = discharging)."""
+        self.state.set_battery(soc=soc, power_w=power_w)
+        if self._drift is not None:
+            if soc is not None:
+                self._drift.physics.soc = soc
+            if power_w is not None:
+                self._drift.physics.battery_setpoint_w = power_w
+
+    def document(self, path: str) -> Any:
+        """The JSON document currently served for an endpoint path (None if not JSON)."""
+        reply = self.state.reply(file_name(path))
+        return reply.document if reply else None
+
+    def revoke_tokens(self) -> None:
+        """Invalidate all current tokens and sessions, as a firmware update does."""
+        self._responder.tokens.revoke_all()
+
+    @property
+    def fault(self) -> Fault:
+        """The active fault (assign to switch it for every endpoint)."""
+        return self._plan.fault
+
+    @fault.setter
+    def fault(self, fault: Fault) -> None:
+        self.set_fault(fault)
+
+    @property
+    def fault_plan(self) -> FaultPlan:
+        """The active fault with its endpoint filter and delay."""
+        return self._plan
+
+    def set_fault(
+        self, fault: Fault, *, paths: set[str] | frozenset[str] | None = None, delay: float = 5.0
+    ) -> None:
+        """Switch the fault now; `paths` limits it to those endpoint paths (no query)."""
+        was_down = self._plan.fault is Fault.DOWN
+        self._plan = FaultPlan(
+            fault=fault, paths=frozenset(paths) if paths is not None else None, delay=delay
+        )
+        previous, self._fault_changed = self._fault_changed, asyncio.Event()
+        previous.set()
+        if self._runner is None:
+            return
+        if fault is Fault.DOWN and not was_down:
+            self._stop_listening()
+        elif was_down and fault is not Fault.DOWN:
+            self._listen()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Start serving."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop serving."""
+        await self.stop()
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1 (port 0 picks a free one) and start answering."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        if self._plan.fault is not Fault.DOWN:
+            self._listen()
+            await asyncio.gather(*self._pending)
+
+    async def stop(self) -> None:
+        """Close the listener and every connection, hung requests included."""
+        self._stop_listening()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        self._fault_changed.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _listen(self) -> None:
+        """Bind synchronously so connections queue at once; start serving in a task."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, self._port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self._port = sock.getsockname()[1]
+        self._generation += 1
+        task = asyncio.get_running_loop().create_task(self._serve(sock, self._generation))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _serve(self, sock: socket.socket, generation: int) -> None:
+        server = self._runner.server if self._runner is not None else None
+        if server is None or generation != self._generation:
+            sock.close()
+            return
+        listener = await asyncio.get_running_loop().create_server(server, sock=sock, ssl=self._ssl)
+        if generation != self._generation:  # went down while we were starting
+            listener.close()
+            return
+        self._server = listener
+
+    def _stop_listening(self) -> None:
+        self._generation += 1
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        server = self._runner.server if self._runner is not None else None
+        for connection in server.connections if server is not None else []:
+            connection.force_close()
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        start = self.stats.begin(path)
+        status = NO_RESPONSE
+        try:
+            response = await self._respond(request)
+            status = response.status
+            return response
+        finally:
+            self.stats.end(start, path, status)
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        while (plan := self._plan).applies_to(request.path):
+            match plan.fault:
+                case Fault.TIMEOUT | Fault.DOWN:
+                    await self._fault_changed.wait()
+                case Fault.SLOW:
+                    await asyncio.sleep(plan.delay)
+                    break
+                case Fault.HTTP_500:
+                    return html(500, HTML_ERROR_PAGE)
+                case Fault.HTML:
+                    return html(200, HTML_ERROR_PAGE)
+                case Fault.EMPTY:
+                    return web.Response(status=200, content_type="application/json")
+                case Fault.UNAUTHORIZED:
+                    return self._responder.unauthorized()
+                case Fault.TRUNCATED_JSON:
+                    response = await self._responder.respond(request)
+                    body = response.body if isinstance(response.body, bytes) else b""
+                    response.body = body[: len(body) // 2]
+                    return response
+                case _:
+                    break
+        return await self._responder.respond(request)
