@@ -180,15 +180,19 @@ class Drift:
                     part["timestamp"] = int(now)
 
     def _peak_w(self) -> float:
+        """The larger of the inverters' nameplate sum and what the capture itself saw."""
         inverters = self._original.get(V1_INVERTERS)
-        if isinstance(inverters, list):
-            peak = sum(
-                float(i.get("maxReportWatts", 0)) for i in inverters if i.get("devType", 1) == 1
-            )
-            if peak > 0:
-                return peak
-        production = _entry(self._original, "production", "production")
-        return max(1.3 * float(production.get("wNow", 0) or 0), 3000.0)
+        nameplate = sum(
+            float(i.get("maxReportWatts", 0) or 0)
+            for i in (inverters if isinstance(inverters, list) else [])
+            if isinstance(i, dict) and i.get("devType", 1) == 1
+        )
+        v1 = self._original.get(V1)
+        seen = [
+            float(_entry(self._original, "production", "production").get("wNow", 0) or 0),
+            float(v1.get("wattsNow", 0) or 0) if isinstance(v1, dict) else 0.0,
+        ]
+        return max(nameplate, 1.3 * max(seen), 1000.0)
 
     def _base_load_w(self) -> float:
         consumption = _entry(self._original, "consumption", "total-consumption")

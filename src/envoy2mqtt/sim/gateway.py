@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from .credentials import (
 )
 from .drift import Drift
 from .faults import HTML_ERROR_PAGE, Fault, FaultPlan
+from .listener import HOST, Listener
 from .responder import Responder, html
 from .state import SimState
 from .stats import NO_RESPONSE, GatewayStats
@@ -33,11 +33,20 @@ from .tls import server_context
 
 log = logging.getLogger(__name__)
 
-HOST: Final = "127.0.0.1"
-
 
 class SimulatedGateway:
-    """An Envoy / IQ Gateway replaying one capture; use as an async context manager."""
+    """An Envoy / IQ Gateway replaying one capture; use as an async context manager.
+
+    Firmware 7+ serves HTTPS and wants a bearer JWT (or the sessionId cookie that
+    /auth/check_jwt hands out); older firmware serves plain HTTP with Digest auth on
+    /api/v1/production/inverters and /ivp/*. A plain-HTTP gateway needs no special
+    TLS handling: pyenphase's https:// probe of /info fails the TLS handshake with
+    aiohttp's ClientConnectorSSLError, a ClientConnectorError, which is exactly what
+    makes it fall back to http://.
+
+    /ivp/ensemble/relay is served by default whenever the capture has an Enpower
+    (recent firmware always has the endpoint; no bundled capture recorded it).
+    """
 
     def __init__(
         self,
@@ -73,11 +82,8 @@ class SimulatedGateway:
         )
         self._plan = FaultPlan()
         self._fault_changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._server: asyncio.Server | None = None
-        self._ssl: ssl.SSLContext | None = server_context() if self.uses_tls else None
-        self._pending: set[asyncio.Task[None]] = set()
-        self._generation = 0
+        self._tls: ssl.SSLContext | None = server_context() if self.uses_tls else None
+        self._listener: Listener | None = None
 
     # -- identity -------------------------------------------------------------------------
 
@@ -191,12 +197,13 @@ class SimulatedGateway:
         )
         previous, self._fault_changed = self._fault_changed, asyncio.Event()
         previous.set()
-        if self._runner is None:
+        if self._listener is None:
             return
         if fault is Fault.DOWN and not was_down:
-            self._stop_listening()
+            self._listener.close()
         elif was_down and fault is not Fault.DOWN:
-            self._listen()
+            self._listener.open()
+            self._port = self._listener.port
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -218,55 +225,24 @@ class SimulatedGateway:
         """Bind 127.0.0.1 (port 0 picks a free one) and start answering."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
+        runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
         )
-        await self._runner.setup()
+        await runner.setup()
+        self._listener = Listener(runner, port=self._port, tls=self._tls)
         if self._plan.fault is not Fault.DOWN:
-            self._listen()
-            await asyncio.gather(*self._pending)
+            self._listener.open()
+            await self._listener.ready()
+            self._port = self._listener.port
 
     async def stop(self) -> None:
         """Close the listener and every connection, hung requests included."""
-        self._stop_listening()
-        await asyncio.gather(*self._pending, return_exceptions=True)
         self._fault_changed.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def _listen(self) -> None:
-        """Bind synchronously so connections queue at once; start serving in a task."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._port))
-        sock.listen(128)
-        sock.setblocking(False)
-        self._port = sock.getsockname()[1]
-        self._generation += 1
-        task = asyncio.get_running_loop().create_task(self._serve(sock, self._generation))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _serve(self, sock: socket.socket, generation: int) -> None:
-        server = self._runner.server if self._runner is not None else None
-        if server is None or generation != self._generation:
-            sock.close()
-            return
-        listener = await asyncio.get_running_loop().create_server(server, sock=sock, ssl=self._ssl)
-        if generation != self._generation:  # went down while we were starting
-            listener.close()
-            return
-        self._server = listener
-
-    def _stop_listening(self) -> None:
-        self._generation += 1
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        server = self._runner.server if self._runner is not None else None
-        for connection in server.connections if server is not None else []:
-            connection.force_close()
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.ready()
+            await self._listener.runner.cleanup()
+            self._listener = None
 
     # -- requests -------------------------------------------------------------------------
 

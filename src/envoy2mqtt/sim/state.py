@@ -90,7 +90,12 @@ class SimState:
         return True
 
     def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
-        """Set aggregate state of charge (%) and battery power (W, positive = discharging)."""
+        """Set aggregate state of charge (%) and battery power (W, positive = discharging).
+
+        Positive-discharging matches both wire formats: /ivp/ensemble/power reports
+        `real_power_mw` negative while charging, and pyenphase reads the storage CT's
+        `activePower` as "positive is delivering" (into the house).
+        """
         changed = False
         if soc is not None:
             changed |= self.apply_soc(soc)

@@ -1,0 +1,206 @@
+"""End to end: simulated gateway (real HTTP/S) -> bridge -> real mosquitto -> subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from pyenphase.models.envoy import EnvoyData
+
+from envoy2mqtt.sim import SimulatedGateway
+from tests.broker import Mosquitto, Recorder, collect
+from tests.harness import bridge_settings, oracle, running
+
+CAPTURES = {
+    "legacy": "3.9.36",
+    "metered_cts": "7.6.175_with_cts",
+    "batteries": "8.2.4286_with_3cts_and_battery_split",
+}
+
+
+def expected_core(data: EnvoyData) -> dict[str, str]:
+    """The core metrics as pyenphase reads them, in the bridge's plain wire form."""
+    out: dict[str, str] = {}
+    if (p := data.system_production) is not None:
+        out["production_power"] = str(max(p.watts_now, 0))  # night clamp is the default
+        out["production_energy_today"] = str(p.watt_hours_today)
+        out["production_energy_lifetime"] = str(p.watt_hours_lifetime)
+    if (c := data.system_consumption) is not None:
+        out["consumption_power"] = str(c.watts_now)
+        out["consumption_energy_today"] = str(c.watt_hours_today)
+        out["consumption_energy_lifetime"] = str(c.watt_hours_lifetime)
+    if (n := data.system_net_consumption) is not None:
+        out["net_power"] = str(n.watts_now)
+        out["grid_import_power"] = str(max(n.watts_now, 0))
+        out["grid_export_power"] = str(max(-n.watts_now, 0))
+    for serial, inverter in data.inverters.items():
+        out[f"inverter/{serial}/power"] = str(inverter.last_report_watts)
+    return out
+
+
+@pytest.mark.parametrize("capture", CAPTURES.values(), ids=CAPTURES.keys())
+async def test_retained_values_equal_the_capture(
+    capture: str, mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    async with SimulatedGateway(capture=capture) as gateway:
+        expected = expected_core(await oracle(gateway))
+        settings = bridge_settings(gateway, mosquitto_session.port, unique_prefix, tmp_path)
+        base = f"{unique_prefix}/{gateway.serial}"
+        async with running(settings):
+            seen = await collect(
+                "127.0.0.1",
+                mosquitto_session.port,
+                f"{unique_prefix}/#",
+                until=lambda s: all(f"{base}/{k}" in s for k in expected)
+                and f"{base}/availability" in s,
+                timeout=20,
+            )
+    got = {k: seen.get(f"{base}/{k}", b"").decode() for k in expected}
+    assert got == expected
+    assert seen[f"{base}/availability"] == b"online"
+    assert seen[f"{unique_prefix}/bridge/state"] == b"online"
+    # the Energy dashboard needs these on every gateway
+    assert {"production_power", "production_energy_lifetime"} <= expected.keys()
+    if capture == CAPTURES["legacy"]:
+        assert f"{base}/consumption_power" not in seen  # no CT: absent, never a made-up 0
+    else:
+        assert {"net_power", "grid_import_power", "grid_export_power"} <= expected.keys()
+    info = json.loads(seen[f"{unique_prefix}/bridge/info"])
+    assert info["gateways"][0]["serial"] == gateway.serial
+
+
+async def test_discovery_payloads(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    async with SimulatedGateway(capture=CAPTURES["batteries"]) as gateway:
+        settings = bridge_settings(gateway, mosquitto_session.port, unique_prefix, tmp_path)
+        prefix = f"{unique_prefix}-ha"
+        energy_topic = f"{prefix}/sensor/{gateway.serial}/production_energy_lifetime/config"
+        grid_topic = f"{prefix}/binary_sensor/{gateway.serial}/grid_status/config"
+        async with running(settings):
+            seen = await collect(
+                "127.0.0.1",
+                mosquitto_session.port,
+                f"{prefix}/#",
+                until=lambda s: energy_topic in s and grid_topic in s,
+                timeout=20,
+            )
+    energy = json.loads(seen[energy_topic])
+    assert energy["state_class"] == "total_increasing"
+    assert energy["unit_of_measurement"] == "Wh"
+    assert energy["device"]["manufacturer"] == "Enphase"
+    assert energy["device"]["serial_number"] == gateway.serial
+    assert energy["state_topic"] == f"{unique_prefix}/{gateway.serial}/production_energy_lifetime"
+    grid = json.loads(seen[grid_topic])
+    assert grid["payload_on"] == "on-grid"
+    assert grid["payload_off"] == "off-grid"
+    assert grid["device_class"] == "power"
+    unique_ids = [json.loads(p)["unique_id"] for p in seen.values() if p]
+    assert len(unique_ids) == len(set(unique_ids))
+
+
+async def test_home_assistant_birth_republishes_discovery_then_states(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    port = mosquitto_session.port
+    async with SimulatedGateway(capture=CAPTURES["metered_cts"]) as gateway:
+        settings = bridge_settings(gateway, port, unique_prefix, tmp_path)
+        state = f"{unique_prefix}/{gateway.serial}/production_power"
+        async with running(settings):
+            await collect("127.0.0.1", port, state, until=lambda s: state in s, timeout=20)
+            async with Recorder("127.0.0.1", port, "#") as recorder:
+                await recorder.wait_for(lambda r: any(x.topic == state for x in r), timeout=5)
+                recorder.records.clear()
+                async with aiomqtt.Client("127.0.0.1", port) as ha:
+                    await ha.publish(f"{unique_prefix}-ha/status", "online")
+                records = await recorder.wait_for(
+                    lambda r: any(x.topic == state and not x.retain for x in r), timeout=10
+                )
+    fresh = [r for r in records if not r.retain]
+    first_state = next(i for i, r in enumerate(fresh) if r.topic.startswith(unique_prefix + "/"))
+    discovery = [r for r in fresh[:first_state] if r.topic.startswith(f"{unique_prefix}-ha/")]
+    assert discovery, "discovery must be re-published before the states"
+    assert any(r.topic == state for r in fresh[first_state:])
+
+
+def _spawn_bridge(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "envoy2mqtt.cli", "run"],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_killed_bridge_leaves_offline_as_last_will(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    port = mosquitto_session.port
+    topic = f"{unique_prefix}/bridge/state"
+    async with SimulatedGateway(capture=CAPTURES["legacy"]) as gateway:
+        env = {
+            "ENVOY_HOST": gateway.host,
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_PORT": str(port),
+            "MQTT_BASE_TOPIC": unique_prefix,
+            "STATE_DIR": str(tmp_path / "state"),
+            "MQTT_KEEPALIVE": "5",
+        }
+        process = _spawn_bridge(env, tmp_path)
+        try:
+            seen = await collect(
+                "127.0.0.1", port, topic, until=lambda s: s.get(topic) == b"online", timeout=20
+            )
+            assert seen.get(topic) == b"online"
+            process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.wait, 10)
+            seen = await collect(
+                "127.0.0.1", port, topic, until=lambda s: s.get(topic) == b"offline", timeout=20
+            )
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+    assert seen.get(topic) == b"offline"
+
+
+async def test_sigterm_says_offline_and_exits_quickly(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    port = mosquitto_session.port
+    async with SimulatedGateway(capture=CAPTURES["metered_cts"]) as gateway:
+        env = {
+            "ENVOY_HOST": gateway.host,
+            "ENVOY_TOKEN": gateway.make_token(),
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_PORT": str(port),
+            "MQTT_BASE_TOPIC": unique_prefix,
+            "STATE_DIR": str(tmp_path / "state"),
+        }
+        process = _spawn_bridge(env, tmp_path)
+        availability = f"{unique_prefix}/{gateway.serial}/availability"
+        try:
+            await collect(
+                "127.0.0.1", port, availability, until=lambda s: availability in s, timeout=20
+            )
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(process.wait, 10)
+            elapsed = loop.time() - started
+        finally:
+            if process.poll() is None:
+                process.kill()
+        seen = await collect("127.0.0.1", port, f"{unique_prefix}/#", timeout=2)
+    assert code == 0
+    assert elapsed < 5
+    assert seen[f"{unique_prefix}/bridge/state"] == b"offline"
+    assert seen[availability] == b"offline"
