@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Protocol, Self
 
 import aiomqtt
 from cryptography import x509
@@ -55,7 +55,7 @@ def _free_port() -> int:
     except (OSError, ValueError, IndexError):
         low = 32768
     for _ in range(200):
-        port = random.randint(10_000, low - 1) if low > 11_000 else 0  # noqa: S311
+        port = random.randint(10_000, low - 1) if low > 11_000 else 0
         with socket.socket() as probe:
             try:
                 probe.bind((HOST, port))
@@ -174,6 +174,20 @@ class Pki:
         if with_client_cert:
             context.load_cert_chain(self.client_cert, self.client_key)
         return context
+
+
+class MosquittoFactory(Protocol):
+    """The `make_mosquitto` fixture: start a broker with options; it stops after the test."""
+
+    def __call__(
+        self,
+        *,
+        users: Mapping[str, str] | None = None,
+        tls: bool = False,
+        require_client_cert: bool = False,
+        persistence: bool = False,
+        extra_config: str = "",
+    ) -> Mosquitto: ...
 
 
 class Mosquitto:
@@ -477,16 +491,21 @@ class Recorder:
     ) -> None:
         self.records: list[Record] = []
         self.connections = 0
+        self.last_error: aiomqtt.MqttError | None = None
         self._username, self._password = username, password
         self._host, self._port, self._filter, self._qos = host, port, topic_filter, qos
         self._tls_context = tls_context
         self._changed = asyncio.Condition()
-        self._subscribed = asyncio.Event()
+        self._subscribed = False
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name=f"recorder {self._filter}")
-        await self.wait_connected()
+        try:
+            await self.wait_connected()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -508,10 +527,16 @@ class Recorder:
         """The records of one topic."""
         return [record for record in self.records if record.topic == topic]
 
-    async def wait_connected(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until the recorder is connected and subscribed (again, after an outage)."""
-        async with asyncio.timeout(timeout):
-            await self._subscribed.wait()
+    async def wait_connected(self, count: int = 1, timeout: float = START_TIMEOUT) -> None:
+        """Wait until subscribed on at least the `count`-th connection (2: after one outage)."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: self._subscribed and self.connections >= count)
+        except TimeoutError:
+            raise TimeoutError(
+                f"recorder not connected within {timeout}s ({self.connections} connections so "
+                f"far, last error: {self.last_error!r})"
+            ) from None
 
     async def wait_for(
         self, predicate: Callable[[list[Record]], bool], timeout: float = 5.0
@@ -539,8 +564,10 @@ class Recorder:
                     timeout=5,
                 ) as client:
                     await client.subscribe(self._filter, qos=self._qos)
-                    self.connections += 1
-                    self._subscribed.set()
+                    async with self._changed:
+                        self.connections += 1
+                        self._subscribed = True
+                        self._changed.notify_all()
                     async for message in client.messages:
                         record = Record(
                             time.monotonic(),
@@ -552,6 +579,7 @@ class Recorder:
                         async with self._changed:
                             self.records.append(record)
                             self._changed.notify_all()
-            except aiomqtt.MqttError:
-                self._subscribed.clear()
+            except aiomqtt.MqttError as err:
+                self.last_error = err
+                self._subscribed = False
                 await asyncio.sleep(0.05)

@@ -32,7 +32,7 @@ def bridge_settings(
         "quiet_window": "off",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
 
 
 @contextlib.asynccontextmanager

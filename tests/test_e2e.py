@@ -15,7 +15,7 @@ import pytest
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.sim import SimulatedGateway
-from tests.broker import Mosquitto, Recorder, collect
+from tests.broker import Mosquitto, Record, Recorder, collect
 from tests.harness import bridge_settings, oracle, running
 
 CAPTURES = {
@@ -36,10 +36,17 @@ def expected_core(data: EnvoyData) -> dict[str, str]:
         out["consumption_power"] = str(c.watts_now)
         out["consumption_energy_today"] = str(c.watt_hours_today)
         out["consumption_energy_lifetime"] = str(c.watt_hours_lifetime)
-    if (n := data.system_net_consumption) is not None:
-        out["net_power"] = str(n.watts_now)
-        out["grid_import_power"] = str(max(n.watts_now, 0))
-        out["grid_export_power"] = str(max(-n.watts_now, 0))
+    # grid power comes from the net-consumption CT where there is one (the 1 s fast lane),
+    # else from /production.json
+    net: int | None = None
+    if (ct := data.ctmeters.get("net-consumption")) is not None:
+        net = ct.active_power
+    elif (n := data.system_net_consumption) is not None:
+        net = n.watts_now
+    if net is not None:
+        out["net_power"] = str(net)
+        out["grid_import_power"] = str(max(net, 0))
+        out["grid_export_power"] = str(max(-net, 0))
     for serial, inverter in data.inverters.items():
         out[f"inverter/{serial}/power"] = str(inverter.last_report_watts)
     return out
@@ -58,8 +65,9 @@ async def test_retained_values_equal_the_capture(
                 "127.0.0.1",
                 mosquitto_session.port,
                 f"{unique_prefix}/#",
-                until=lambda s: all(f"{base}/{k}" in s for k in expected)
-                and f"{base}/availability" in s,
+                until=lambda s: (
+                    all(f"{base}/{k}" in s for k in expected) and f"{base}/availability" in s
+                ),
                 timeout=20,
             )
     got = {k: seen.get(f"{base}/{k}", b"").decode() for k in expected}
@@ -115,19 +123,32 @@ async def test_home_assistant_birth_republishes_discovery_then_states(
         state = f"{unique_prefix}/{gateway.serial}/production_power"
         async with running(settings):
             await collect("127.0.0.1", port, state, until=lambda s: state in s, timeout=20)
-            async with Recorder("127.0.0.1", port, "#") as recorder:
+            # QoS 0 like Home Assistant's own subscriptions: a QoS 1 subscriber's in-flight
+            # window lets the broker reorder QoS 0 states ahead of queued QoS 1 configs
+            async with Recorder("127.0.0.1", port, "#", qos=0) as recorder:
                 await recorder.wait_for(lambda r: any(x.topic == state for x in r), timeout=5)
                 recorder.records.clear()
                 async with aiomqtt.Client("127.0.0.1", port) as ha:
                     await ha.publish(f"{unique_prefix}-ha/status", "online")
                 records = await recorder.wait_for(
-                    lambda r: any(x.topic == state and not x.retain for x in r), timeout=10
+                    lambda r: _after(r, f"{unique_prefix}-ha/status", state), timeout=10
                 )
-    fresh = [r for r in records if not r.retain]
+    birth = next(i for i, r in enumerate(records) if r.topic == f"{unique_prefix}-ha/status")
+    fresh = [r for r in records[birth + 1 :] if not r.retain]
     first_state = next(i for i, r in enumerate(fresh) if r.topic.startswith(unique_prefix + "/"))
     discovery = [r for r in fresh[:first_state] if r.topic.startswith(f"{unique_prefix}-ha/")]
     assert discovery, "discovery must be re-published before the states"
     assert any(r.topic == state for r in fresh[first_state:])
+
+
+def _after(records: list[Record], first: str, then: str) -> bool:
+    """True once `then` was recorded after `first`."""
+    seen_first = False
+    for record in records:
+        seen_first = seen_first or record.topic == first
+        if seen_first and record.topic == then:
+            return True
+    return False
 
 
 def _spawn_bridge(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:

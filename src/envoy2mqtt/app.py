@@ -103,6 +103,8 @@ class App:
             )
             for gateway in gateways
         ]
+        for bridge in self.bridges:
+            bridge.on_connected = self._gateway_connected
         self.link.subscribe(settings.ha_status_topic, self._on_ha_status)
         self.started = datetime.now(UTC)
 
@@ -135,6 +137,9 @@ class App:
         for bridge in self.bridges:
             if bridge.publisher is not None:
                 bridge.publisher.republish()
+
+    def _gateway_connected(self, _info: object) -> None:
+        self.link.publish(self.topics.bridge_info, self.info_json(), retain=True, qos=1)
 
     async def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         if payload.strip().lower() == b"online":

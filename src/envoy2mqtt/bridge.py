@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
+from pyenphase.models.meters import EnvoyMeterData
 
 from envoy2mqtt.envoy import (
     GatewayAuthError,
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 OFFLINE_AFTER_FAILURES = 2
 RECONNECT_MIN = 2.0
 RECONNECT_MAX = 300.0
+
+Meters = tuple[dict[str, EnvoyMeterData | None], dict[str, dict[str, EnvoyMeterData | None]]]
+Battery = tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]
 
 
 class Bridge:
@@ -61,8 +66,15 @@ class Bridge:
         self._inverters: EnvoyData | None = None
         self._failures = 0
         self._reauthed = False
+        # the fast and battery lanes' newest readings as (time.monotonic() when read, reading),
+        # laid over every merge so an older reading from another lane never replaces them
+        self._grid: tuple[float, str] | None = None
+        self._meters: tuple[float, Meters] | None = None
+        self._battery: tuple[float, Battery] | None = None
+        self._grid_read = False  # a new grid reading since the last publish (for the debounce)
         self.processing: list[float] = []
         self.on_processed: Callable[[float], None] | None = None
+        self.on_connected: Callable[[GatewayInfo], None] | None = None
 
     @property
     def serial(self) -> str | None:
@@ -84,6 +96,7 @@ class Bridge:
                     timeout=self.request_timeout,
                 ) as client:
                     self.client = client
+                    client.gate.on_answer = lambda took: self.pace.observe(took, ok=True)
                     info = await client.connect()
                     log.info(
                         "gateway %s (%s, firmware %s) connected",
@@ -105,10 +118,12 @@ class Bridge:
             self.publisher = GatewayPublisher(
                 self.link, self.topics, info, self.options, name=self.settings.name
             )
+        if self.on_connected is not None:
+            self.on_connected(info)
         current_lane.set(Lane.NORMAL)
-        self._data = await client.read_normal()
-        self._inverters = await client.read_inverters()
-        self._data = merge_inverters(self._data, self._inverters)
+        self._inverters = None
+        await self._read_normal()
+        await self._read_inverters()
         self._publish(info)
         self._mark(ok=True)
         cadence = self.settings.cadence
@@ -121,6 +136,8 @@ class Bridge:
                 lanes.create_task(
                     self._lane(Lane.BATTERY, cadence.battery, self._read_battery, info)
                 )
+            if self.tokens is not None:
+                lanes.create_task(self._keep_token(client, self.tokens))
 
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self._data.ctmeters.values())
@@ -129,38 +146,47 @@ class Bridge:
         self, lane: Lane, base: float, read: Callable[[], Awaitable[None]], info: GatewayInfo
     ) -> None:
         current_lane.set(lane)
-        await asyncio.sleep(self._interval(lane, base))
+        await self._wait(lane, base)
         while True:
-            started = time.monotonic()
-            ok = True
             try:
                 await read()
             except GatewayAuthError as err:
-                ok = False
+                self.pace.observe(0.0, ok=False)
                 await self._reauthenticate(err)
             except GatewayError as err:
-                ok = False
+                self.pace.observe(0.0, ok=False)
                 self._mark(ok=False, err=err)
             else:
                 self._mark(ok=True)
                 self._publish(info)
-            self.pace.observe(time.monotonic() - started, ok=ok)
-            await asyncio.sleep(self._interval(lane, base))
+            await self._wait(lane, base)
+
+    async def _wait(self, lane: Lane, base: float) -> None:
+        """Sleep one interval; every lane but the fast one also sits out the quiet window."""
+        await asyncio.sleep(self._interval(lane, base))
+        while lane != Lane.FAST and self._quiet():  # noqa: ASYNC110 - polls the wall clock
+            await asyncio.sleep(self.settings.cadence.quiet_fast)
+
+    def _quiet(self) -> bool:
+        cadence = self.settings.cadence
+        return in_window(self.wall_clock().time(), cadence.quiet_start, cadence.quiet_end)
 
     def _interval(self, lane: Lane, base: float) -> float:
-        cadence = self.settings.cadence
-        now = self.wall_clock().time()
-        if in_window(now, cadence.quiet_start, cadence.quiet_end):
+        if lane == Lane.FAST and self._quiet():
             # the gateway's nightly maintenance: only the grid watch runs, and slowly
-            return self.pace.interval(cadence.quiet_fast if lane == Lane.FAST else 60.0)
+            return self.pace.interval(self.settings.cadence.quiet_fast)
         return self.pace.interval(base)
 
     async def _read_normal(self) -> None:
         assert self.client is not None
+        started = time.monotonic()
         data = await self.client.read_normal()
         if self._inverters is not None:
             data = merge_inverters(data, self._inverters)
-        self._data = data
+        self._forget_before(started)
+        if self._grid is None:
+            self._grid_read = True  # the relay state in this reading is the newest there is
+        self._data = self._overlay(data)
 
     async def _read_inverters(self) -> None:
         assert self.client is not None
@@ -169,36 +195,60 @@ class Bridge:
 
     async def _read_fast(self) -> None:
         assert self.client is not None
-        data = self._data
-        if data.enpower is not None:
+        state: str | None = None
+        if self._data.enpower is not None:
             state = await self.client.read_grid()
-            if state is not None and state != data.enpower.mains_oper_state:
-                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
-        elif data.collar is not None:
+        elif self._data.collar is not None:
             state = await self.client.read_collar()
-            if state is not None and state != data.collar.grid_state:
-                data = replace(data, collar=replace(data.collar, grid_state=state))
+        if state is not None:
+            self._grid = (time.monotonic(), state)
+            self._grid_read = True
         if self._has_cts():
-            meters, phases = await self.client.read_meters()
-            if meters:
-                data = replace(
-                    data,
-                    ctmeters={**data.ctmeters, **meters},
-                    ctmeters_phases={**data.ctmeters_phases, **phases},
-                )
-        self._data = data
+            meters = await self.client.read_meters()
+            if meters[0]:
+                self._meters = (time.monotonic(), meters)
+        self._data = self._overlay(self._data)
 
     async def _read_battery(self) -> None:
         assert self.client is not None
-        aggregate, units = await self.client.read_battery()
-        self._data = replace(
-            self._data,
-            encharge_aggregate=aggregate,
-            encharge_power={**(self._data.encharge_power or {}), **units},
-        )
+        self._battery = (time.monotonic(), await self.client.read_battery())
+        self._data = self._overlay(self._data)
+
+    def _overlay(self, data: EnvoyData) -> EnvoyData:
+        """`data` with the fast and battery lanes' readings laid over it."""
+        if self._grid is not None:
+            state = self._grid[1]
+            if data.enpower is not None:
+                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
+            elif data.collar is not None:
+                data = replace(data, collar=replace(data.collar, grid_state=state))
+        if self._meters is not None:
+            meters, phases = self._meters[1]
+            data = replace(
+                data,
+                ctmeters={**data.ctmeters, **meters},
+                ctmeters_phases={**data.ctmeters_phases, **phases},
+            )
+        if self._battery is not None:
+            aggregate, units = self._battery[1]
+            data = replace(
+                data,
+                encharge_aggregate=aggregate,
+                encharge_power={**(data.encharge_power or {}), **units},
+            )
+        return data
+
+    def _forget_before(self, started: float) -> None:
+        """Drop lane readings older than a full reading that began at `started`."""
+        if self._grid is not None and self._grid[0] <= started:
+            self._grid = None
+        if self._meters is not None and self._meters[0] <= started:
+            self._meters = None
+        if self._battery is not None and self._battery[0] <= started:
+            self._battery = None
 
     async def _reauthenticate(self, err: GatewayAuthError) -> None:
-        """On 401/403: renew the token once; if that fails too, let the pace back off."""
+        """On 401/403: re-check the token, renewing it once if refused; then the pace backs off."""
         assert self.client is not None
         self._mark(ok=False, err=err)
         if self._reauthed:
@@ -206,9 +256,22 @@ class Bridge:
         self._reauthed = True
         log.warning("gateway %s refused our credentials; authenticating again", self.settings.host)
         try:
-            await self.client.authenticate(renew=True)
+            await self.client.authenticate()
         except GatewayError as again:
             log.error("gateway %s: %s", self.settings.host, again)
+
+    async def _keep_token(self, client: GatewayClient, tokens: TokenSource) -> None:
+        """Renew the token ahead of its expiry; the token source sets the pace and backs off."""
+        current_lane.set(Lane.SLOW)
+        while True:
+            await asyncio.sleep(tokens.next_check())
+            if await tokens.maintain(client.envoy.serial_number or ""):
+                try:
+                    await client.authenticate()  # presents the new token to the gateway
+                except GatewayAuthError as err:
+                    await self._reauthenticate(err)
+                except GatewayError as err:
+                    log.warning("gateway %s: %s", self.settings.host, err)
 
     def _publish(self, info: GatewayInfo) -> None:
         if self.publisher is None:
@@ -216,7 +279,8 @@ class Bridge:
         auth = self.tokens.status() if self.tokens is not None else None
         snapshot = Snapshot(info, self._data, datetime.now(UTC), auth)
         started = time.perf_counter()
-        self.publisher.publish_snapshot(snapshot)
+        self.publisher.publish_snapshot(snapshot, grid_read=self._grid_read)
+        self._grid_read = False
         if self.on_processed is not None:
             self.on_processed(time.perf_counter() - started)
 

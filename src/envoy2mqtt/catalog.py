@@ -1,43 +1,43 @@
-"""Every metric the bridge publishes, described as data."""
+"""Every metric the bridge publishes, described as data.
+
+The headline metrics of the whole system live here; the other parts of the catalog live in
+the ``catalog_*`` modules, one per kind of equipment, and ``SOURCES`` lists them all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 
 from pyenphase.models.envoy import EnvoyData
-from pyenphase.models.inverter import EnvoyInverter
+from pyenphase.models.meters import CtType
 
-from envoy2mqtt.metric import (
-    DIAGNOSTIC,
-    ENERGY,
-    MEASUREMENT,
-    POWER,
-    TOTAL_INCREASING,
-    WH,
-    Device,
-    Family,
-    GatewayMetrics,
-    Metric,
-    Reading,
-    Source,
-    Value,
-    W,
-    clean,
+from envoy2mqtt.catalog_base import (
+    ENERGY_COUNTER,
+    ENERGY_NET,
+    ENERGY_WINDOW,
+    POWER_W,
+    Reader,
+    attribute,
 )
+from envoy2mqtt.catalog_battery import ACB_UNITS, BATTERIES, BATTERY
+from envoy2mqtt.catalog_ensemble import C6_COMBINERS, COLLARS, DRY_CONTACTS, ENPOWERS, GENERATORS
+from envoy2mqtt.catalog_gateway import DIAGNOSTICS
+from envoy2mqtt.catalog_inverters import INVERTERS
+from envoy2mqtt.catalog_meters import METERS
+from envoy2mqtt.catalog_phases import PHASE_METRICS
+from envoy2mqtt.metric import POWER, GatewayMetrics, Metric, Reading, Source
+from envoy2mqtt.snapshot import GridStatus, Snapshot, grid_status
 
-from envoy2mqtt.snapshot import Snapshot, grid_status
-
-Reader = Callable[[Snapshot], Value | None]
-
-
-def attribute(part: Callable[[EnvoyData], object | None], name: str) -> Reader:
-    """A reader for one attribute of one part of pyenphase's data (absent part: no value)."""
-
-    def read(snap: Snapshot) -> Value | None:
-        obj = part(snap.data)
-        return clean(getattr(obj, name, None)) if obj is not None else None
-
-    return read
+__all__ = [
+    "GATEWAY",
+    "INVERTERS",
+    "SOURCES",
+    "Reader",
+    "attribute",
+    "empty_data",
+    "readings",
+    "values",
+]
 
 
 def _production(name: str) -> Reader:
@@ -48,7 +48,15 @@ def _consumption(name: str) -> Reader:
     return attribute(lambda d: d.system_consumption, name)
 
 
+def _net_ct(name: str) -> Reader:
+    return attribute(lambda d: d.ctmeters.get(CtType.NET_CONSUMPTION), name)
+
+
 def _net_watts(snap: Snapshot) -> int | None:
+    """Grid power, + import / - export: the net CT (fresh, fast lane), else /production."""
+    meter = snap.data.ctmeters.get(CtType.NET_CONSUMPTION)
+    if meter is not None:
+        return meter.active_power
     net = snap.data.system_net_consumption
     return net.watts_now if net is not None else None
 
@@ -68,105 +76,93 @@ def _grid(snap: Snapshot) -> str | None:
     return status.value if status is not None else None
 
 
-def _battery_soc(snap: Snapshot) -> int | None:
-    data = snap.data
-    if data.battery_aggregate is not None:
-        return data.battery_aggregate.state_of_charge
-    if data.encharge_aggregate is not None:
-        return data.encharge_aggregate.state_of_charge
-    if data.acb_power is not None:
-        return data.acb_power.state_of_charge
-    return None
-
-
-def _battery_watts(snap: Snapshot) -> int | None:
-    """Battery power, positive while discharging (the sign of a storage CT)."""
-    data = snap.data
-    if data.encharge_power:
-        return round(sum(unit.real_power_mw for unit in data.encharge_power.values()) / 1000)
-    if data.acb_power is not None:
-        return data.acb_power.power
-    return None
-
-
-GATEWAY: Source = GatewayMetrics(
+GATEWAY = GatewayMetrics(
     (
-        Metric(
-            key="production_power",
-            name="Production power",
-            read=_production("watts_now"),
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=5,
+        POWER_W(
+            "production_power",
+            "Production power",
+            _production("watts_now"),
+            "Solar production now",
         ),
-        Metric(
-            key="production_energy_today",
-            name="Production energy today",
-            read=_production("watt_hours_today"),
-            unit=WH,
-            device_class=ENERGY,
-            state_class=TOTAL_INCREASING,
+        ENERGY_COUNTER(
+            "production_energy_today",
+            "Production energy today",
+            _production("watt_hours_today"),
+            "Solar energy produced since midnight",
+            daily=True,
         ),
-        Metric(
-            key="production_energy_lifetime",
-            name="Production energy lifetime",
-            read=_production("watt_hours_lifetime"),
-            unit=WH,
-            device_class=ENERGY,
-            state_class=TOTAL_INCREASING,
+        ENERGY_WINDOW(
+            "production_energy_last_7_days",
+            "Production energy last 7 days",
+            _production("watt_hours_last_7_days"),
+            "Solar energy produced in the last 7 days (rolling, as the gateway counts it)",
         ),
-        Metric(
-            key="consumption_power",
-            name="Consumption power",
-            read=_consumption("watts_now"),
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=5,
+        ENERGY_COUNTER(
+            "production_energy_lifetime",
+            "Production energy lifetime",
+            _production("watt_hours_lifetime"),
+            "Solar energy produced since installation",
         ),
-        Metric(
-            key="consumption_energy_today",
-            name="Consumption energy today",
-            read=_consumption("watt_hours_today"),
-            unit=WH,
-            device_class=ENERGY,
-            state_class=TOTAL_INCREASING,
+        POWER_W(
+            "consumption_power",
+            "Consumption power",
+            _consumption("watts_now"),
+            "House consumption now (consumption CT)",
         ),
-        Metric(
-            key="consumption_energy_lifetime",
-            name="Consumption energy lifetime",
-            read=_consumption("watt_hours_lifetime"),
-            unit=WH,
-            device_class=ENERGY,
-            state_class=TOTAL_INCREASING,
+        ENERGY_COUNTER(
+            "consumption_energy_today",
+            "Consumption energy today",
+            _consumption("watt_hours_today"),
+            "Energy consumed since midnight",
+            daily=True,
         ),
-        Metric(
-            key="net_power",
-            name="Net power",
-            read=_net_watts,
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=5,
+        ENERGY_WINDOW(
+            "consumption_energy_last_7_days",
+            "Consumption energy last 7 days",
+            _consumption("watt_hours_last_7_days"),
+            "Energy consumed in the last 7 days (rolling, as the gateway counts it)",
         ),
-        Metric(
-            key="grid_import_power",
-            name="Grid import power",
-            read=_import_watts,
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=5,
+        ENERGY_COUNTER(
+            "consumption_energy_lifetime",
+            "Consumption energy lifetime",
+            _consumption("watt_hours_lifetime"),
+            "Energy consumed since installation",
         ),
-        Metric(
-            key="grid_export_power",
-            name="Grid export power",
-            read=_export_watts,
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=5,
+        POWER_W(
+            "net_power",
+            "Net power",
+            _net_watts,
+            "Grid power: positive importing, negative exporting",
+        ),
+        ENERGY_NET(
+            "net_energy_lifetime",
+            "Net energy lifetime",
+            attribute(lambda d: d.system_net_consumption, "watt_hours_lifetime"),
+            "Lifetime imported minus exported energy (goes down while exporting)",
+        ),
+        POWER_W(
+            "grid_import_power",
+            "Grid import power",
+            _import_watts,
+            "Power drawn from the grid (0 while exporting)",
+        ),
+        POWER_W(
+            "grid_export_power",
+            "Grid export power",
+            _export_watts,
+            "Power fed into the grid (0 while importing)",
+        ),
+        ENERGY_COUNTER(
+            "grid_import_energy",
+            "Grid import energy",
+            _net_ct("energy_delivered"),
+            "Lifetime energy drawn from the grid (net-consumption CT)",
+        ),
+        ENERGY_COUNTER(
+            "grid_export_energy",
+            "Grid export energy",
+            _net_ct("energy_received"),
+            "Lifetime energy fed into the grid (net-consumption CT)",
         ),
         Metric(
             key="grid_status",
@@ -174,74 +170,29 @@ GATEWAY: Source = GatewayMetrics(
             read=_grid,
             component="binary_sensor",
             device_class=POWER,
-            payload_on="on-grid",
-            payload_off="off-grid",
+            payload_on=GridStatus.ON_GRID.value,
+            payload_off=GridStatus.OFF_GRID.value,
             urgent=True,
-        ),
-        Metric(
-            key="battery_soc",
-            name="Battery state of charge",
-            read=_battery_soc,
-            unit="%",
-            device_class="battery",
-            state_class=MEASUREMENT,
-            urgent=True,
-        ),
-        Metric(
-            key="battery_power",
-            name="Battery power",
-            read=_battery_watts,
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            deadband=10,
-        ),
-        Metric(
-            key="firmware",
-            name="Firmware",
-            read=lambda s: s.gateway.firmware,
-            category=DIAGNOSTIC,
-            icon="mdi:chip",
+            description="on-grid / off-grid, from the Enpower relay or the IQ Meter Collar",
         ),
     )
 )
 
-
-def _inverters(snap: Snapshot) -> Mapping[str, EnvoyInverter]:
-    return snap.data.inverters
-
-
-def _describe_inverter(serial: str, _inverter: EnvoyInverter, _snap: Snapshot) -> Device:
-    return Device(kind="inverter", id=serial, name=f"Inverter {serial}", model="Microinverter")
-
-
-INVERTERS: Source = Family(
-    kind="inverter",
-    members=_inverters,
-    describe=_describe_inverter,
-    metrics=(
-        Metric(
-            key="power",
-            name="Power",
-            read=lambda inv: inv.last_report_watts,
-            unit=W,
-            device_class=POWER,
-            state_class=MEASUREMENT,
-            enabled=False,
-        ),
-        Metric(
-            key="max_power",
-            name="Maximum power",
-            read=lambda inv: inv.max_report_watts,
-            unit=W,
-            device_class=POWER,
-            category=DIAGNOSTIC,
-            enabled=False,
-        ),
-    ),
+SOURCES: tuple[Source, ...] = (
+    GATEWAY,
+    BATTERY,
+    DIAGNOSTICS,
+    PHASE_METRICS,
+    METERS,
+    INVERTERS,
+    BATTERIES,
+    ACB_UNITS,
+    ENPOWERS,
+    COLLARS,
+    C6_COMBINERS,
+    DRY_CONTACTS,
+    GENERATORS,
 )
-
-SOURCES: tuple[Source, ...] = (GATEWAY, INVERTERS)
 
 
 def readings(snapshot: Snapshot) -> Iterator[Reading]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -22,7 +22,9 @@ from envoy2mqtt.metric import (
     VA,
     WH,
     A,
+    GatewayMetrics,
     Metric,
+    Reading,
     V,
     Value,
     W,
@@ -40,14 +42,19 @@ PHASES: Final = ("L1", "L2", "L3")
 TOTAL: Final = "total"  # a counter that may go down (net energy): never total_increasing
 
 
-def attribute(part: Callable[[EnvoyData], object | None], name: str) -> Reader:
-    """A reader for one attribute of one part of pyenphase's data (absent part: no value)."""
+def part_attribute(part: Callable[[T], object | None], name: str) -> Callable[[T], Value | None]:
+    """A reader for one attribute of one part of a source (absent part: no value)."""
 
-    def read(snap: Snapshot) -> Value | None:
-        obj = part(snap.data)
+    def read(source: T) -> Value | None:
+        obj = part(source)
         return clean(getattr(obj, name, None)) if obj is not None else None
 
     return read
+
+
+def attribute(part: Callable[[EnvoyData], object | None], name: str) -> Reader:
+    """A reader for one attribute of one part of pyenphase's data (absent part: no value)."""
+    return part_attribute(lambda snap: part(snap.data), name)
 
 
 def phase_attribute(
@@ -182,3 +189,16 @@ PROBLEM: Final = Shape(
     component="binary_sensor", device_class="problem", payload_on=ON, payload_off=OFF
 )
 RELAY_STATES: Final = ("open", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """Metrics that exist only while their equipment does (no batteries: no battery values)."""
+
+    present: Callable[[EnvoyData], bool]
+    source: GatewayMetrics
+
+    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+        """The source's readings, or none when the equipment is absent."""
+        if self.present(snapshot.data):
+            yield from self.source.readings(snapshot)

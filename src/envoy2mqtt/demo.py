@@ -77,7 +77,7 @@ async def print_topics(host: str, port: int, base: str, discovery: str) -> None:
             payload = message.payload
             text = payload.decode(errors="replace") if isinstance(payload, bytes) else str(payload)
             if topic.startswith(discovery + "/"):
-                text = "(discovery config, %d bytes)" % len(text) if text else "(removed)"
+                text = f"(discovery config, {len(text)} bytes)" if text else "(removed)"
             print(f"{topic} = {text}", flush=True)
 
 

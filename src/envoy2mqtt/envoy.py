@@ -81,6 +81,18 @@ class TokenSource(Protocol):
         """A fresh token (the gateway refused the last one)."""
         ...
 
+    def next_check(self) -> float:
+        """Seconds until `maintain()` should run (daily, or sooner when renewal nears)."""
+        ...
+
+    async def maintain(self, serial: str) -> bool:
+        """Renew ahead of expiry if due; True when a new token is ready to be presented."""
+        ...
+
+    def outcome(self, *, accepted: bool) -> None:
+        """Note whether the gateway accepted the token (for diagnostics)."""
+        ...
+
     def status(self) -> AuthStatus:
         """What is known about the current token, for diagnostics."""
         ...
@@ -199,34 +211,57 @@ class GatewayClient:
         return self.info()
 
     async def authenticate(self, *, renew: bool = False) -> None:
-        """Authenticate with digest (firmware < 7) or a JWT (firmware 7+)."""
+        """Authenticate with digest (firmware < 7) or a JWT checked on the gateway (7+).
+
+        A token the gateway refuses is replaced by a fresh one once (if it can be).
+        """
         envoy = self.envoy
-        serial = envoy.serial_number or ""
         if envoy.firmware < AUTH_TOKEN_MIN_VERSION:
+            # only envoy/installer exist locally; Enlighten credentials mean "use the default"
+            local = self._username in ("envoy", "installer")
             async with translated("authenticating"):
-                await envoy.authenticate(username=self._username, password=self._password)
+                await envoy.authenticate(
+                    username=self._username if local else None,
+                    password=self._password if local else None,
+                )
             if isinstance(envoy.auth, EnvoyLegacyAuth):
                 envoy.auth = _GatedLegacyAuth(envoy.auth, self.gate)
             return
-        if self._tokens is None:
+        tokens = self._tokens
+        if tokens is None:
             raise GatewayAuthError(
                 "this gateway runs firmware 7 or later and needs a token: set ENVOY_TOKEN, "
                 "or ENVOY_USERNAME and ENVOY_PASSWORD of your Enlighten account"
             )
+        serial = envoy.serial_number or ""
+
+        async def checked(token: str) -> EnvoyTokenAuth | None:
+            auth = EnvoyTokenAuth(self.host, envoy_serial=serial, token=token)
+            try:
+                # pyenphase retries check_jwt on connection errors without end: bound it
+                async with asyncio.timeout(self._timeout.total or 10.0):
+                    await auth.setup(envoy.current_client)
+            except (EnvoyAuthenticationError, EnvoyAuthenticationRequired):
+                self.auth_failures += 1
+                tokens.outcome(accepted=False)
+                return None
+            except TimeoutError as err:
+                raise GatewayUnavailable("timed out checking the token on the gateway") from err
+            tokens.outcome(accepted=True)
+            return auth
+
         try:
-            token = await (self._tokens.renew(serial) if renew else self._tokens.token(serial))
+            auth = await checked(await (tokens.renew(serial) if renew else tokens.token(serial)))
+            if auth is None and not renew:
+                auth = await checked(await tokens.renew(serial))
         except TokenError as err:
             self.auth_failures += 1
             raise GatewayAuthError(str(err)) from err
-        auth = EnvoyTokenAuth(self.host, envoy_serial=serial, token=token)
-        try:
-            async with asyncio.timeout(self._timeout.total or 10.0):
-                await auth.setup(self.envoy.current_client)
-        except (EnvoyAuthenticationError, EnvoyAuthenticationRequired) as err:
-            self.auth_failures += 1
-            raise GatewayAuthError("the gateway rejected the token (/auth/check_jwt)") from err
-        except TimeoutError as err:
-            raise GatewayUnavailable("timed out checking the token on the gateway") from err
+        if auth is None:
+            raise GatewayAuthError(
+                "the gateway refused a fresh token from Enphase (/auth/check_jwt): check that "
+                "the gateway is registered to this Enlighten account"
+            )
         envoy.auth = auth
 
     def info(self) -> GatewayInfo:

@@ -47,6 +47,8 @@ class Gate:
         self._order = itertools.count()
         self._in_flight = 0
         self.stats = GateStats()
+        # told how long the gateway took for each good answer (failures are the caller's)
+        self.on_answer: Callable[[float], None] | None = None
 
     @asynccontextmanager
     async def slot(self, lane: Lane) -> AsyncIterator[None]:
@@ -95,16 +97,19 @@ def polite(
     """An aiohttp client middleware that sends every request through the gate.
 
     The body is read inside the slot, so the gateway has finished answering before the
-    next request goes out.
+    next request goes out. Good answers report their response time to `gate.on_answer`.
     """
 
     async def middleware(
         request: aiohttp.ClientRequest, handler: Handler
     ) -> aiohttp.ClientResponse:
         async with gate.slot(current_lane.get()):
+            started = time.monotonic()
             response = await handler(request)
             await response.read()
-            return response
+        if gate.on_answer is not None and response.ok:
+            gate.on_answer(time.monotonic() - started)
+        return response
 
     return middleware
 
@@ -124,7 +129,7 @@ class Pace:
     _changes: list[float] = field(default_factory=list)
 
     def observe(self, duration: float, *, ok: bool) -> None:
-        """Record one lane cycle: how long the gateway took and whether it answered well."""
+        """Record one answer (how long the gateway took to answer one request) or one failure."""
         if not ok:
             self.failures += 1
             self.factor = min(self.factor * 2, self.max_factor)

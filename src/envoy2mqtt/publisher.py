@@ -90,6 +90,7 @@ class GatewayPublisher:
     _summary_at: float = float("-inf")
     available: bool | None = None
     _day: str | None = None
+    _grid: Value | None = None  # the debounced grid status
 
     def __post_init__(self) -> None:
         self.changes = ChangeDetector(heartbeat=self.options.heartbeat)
@@ -101,12 +102,16 @@ class GatewayPublisher:
 
     # -- state -----------------------------------------------------------------------------
 
-    def publish_snapshot(self, snapshot: Snapshot) -> int:
-        """Publish what changed in this snapshot; return how many messages were queued."""
+    def publish_snapshot(self, snapshot: Snapshot, *, grid_read: bool = True) -> int:
+        """Publish what changed in this snapshot; return how many messages were queued.
+
+        `grid_read` says whether the snapshot holds a new reading of the grid status: the
+        debounce counts readings, not snapshots (other lanes re-publish the same reading).
+        """
         started = time.perf_counter()
         self.info = snapshot.gateway
         readings = catalog.values(snapshot)
-        values = self._settle(readings, snapshot)
+        values = self._settle(readings, snapshot, grid_read=grid_read)
         sent = 0
         if self.options.discovery:
             sent += self._discover(readings)
@@ -132,7 +137,9 @@ class GatewayPublisher:
             self.on_publish(time.perf_counter() - started)
         return sent
 
-    def _settle(self, readings: Mapping[str, Reading], snapshot: Snapshot) -> dict[str, Value]:
+    def _settle(
+        self, readings: Mapping[str, Reading], snapshot: Snapshot, *, grid_read: bool = True
+    ) -> dict[str, Value]:
         """Apply counter integrity, night clamping and debouncing to raw readings."""
         day = snapshot.taken_at.date().isoformat()
         day_changed = self._day is not None and day != self._day
@@ -151,7 +158,9 @@ class GatewayPublisher:
             if metric.is_counter and isinstance(value, int | float):
                 value = self.counters.check(path, value, day_changed=day_changed)
             if path == GRID:
-                value = self.debounce.feed(path, value)
+                if grid_read or self._grid is None:
+                    self._grid = self.debounce.feed(path, value)
+                value = self._grid
             out[path] = value
         return out
 

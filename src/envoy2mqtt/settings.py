@@ -179,9 +179,14 @@ class Settings(BaseSettings):
         )
 
     def gateway_list(self) -> list[GatewaySettings]:
-        """Every configured gateway: the GATEWAYS list, or the single ENVOY_* one."""
+        """Every configured gateway: the GATEWAYS list, or the single ENVOY_* one.
+
+        A listed gateway polls at the flat POLL_INTERVAL, FAST_INTERVAL, ... settings, except
+        for the `cadence` fields its own entry sets.
+        """
         if self.gateways:
-            return list(self.gateways)
+            flat = self.cadence()
+            return [_inherit_cadence(gateway, flat) for gateway in self.gateways]
         if not self.envoy_host:
             raise ConfigError(
                 "ENVOY_HOST: missing (set ENVOY_HOST, or GATEWAYS_FILE for several gateways)"
@@ -214,6 +219,14 @@ def parse_quiet_window(value: str) -> tuple[time | None, time | None]:
         return time(h1, m1), time(h2, m2)
     except ValueError as err:
         raise ValueError(f"expected HH:MM-HH:MM or 'off' ({err})") from None
+
+
+def _inherit_cadence(gateway: GatewaySettings, flat: Cadence) -> GatewaySettings:
+    """The gateway with the cadence fields its entry did not set taken from `flat`."""
+    if "cadence" not in gateway.model_fields_set:
+        return gateway.model_copy(update={"cadence": flat})
+    own = gateway.cadence.model_dump(include=gateway.cadence.model_fields_set)
+    return gateway.model_copy(update={"cadence": flat.model_copy(update=own)})
 
 
 def _read_gateways_file(path: Path) -> list[GatewaySettings]:

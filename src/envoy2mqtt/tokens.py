@@ -1,16 +1,78 @@
-"""Tokens for firmware 7+: a fixed ENVOY_TOKEN, or Enlighten login with a cache."""
+"""Tokens for firmware 7+: a fixed ENVOY_TOKEN, or Enlighten login with a cache.
+
+The renewal rule is in `tokenstore.TokenInfo`; the one back-off for cloud calls is here.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Final, Literal
+from urllib.parse import urlsplit
 
+import aiohttp
 import jwt
 
+from envoy2mqtt.settings import GatewaySettings, Settings
 from envoy2mqtt.snapshot import AuthStatus
+from envoy2mqtt.tokenstore import StoredToken, TokenInfo, TokenStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Origin = Literal["fixed", "cache", "cloud"]
+
+DAY: Final = 86400.0
+MIN_WAIT: Final = 1.0
+TOKEN_PAGE: Final = "https://entrez.enphaseenergy.com"  # noqa: S105 - a URL
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
 
 
 class TokenError(Exception):
     """No usable token; the message tells the user what to do."""
+
+    permanent: ClassVar[bool] = False  # retrying without a configuration change cannot help
+
+
+class CloudUnreachable(TokenError):
+    """Enphase's cloud did not answer, or answered that it is unavailable."""
+
+
+class LoginRejected(TokenError):
+    """Enlighten refused the username or password."""
+
+    permanent = True
+
+
+class MfaRequired(TokenError):
+    """The account uses multi-factor login, which a bridge cannot answer."""
+
+    permanent = True
+
+
+class UnknownSerial(TokenError):
+    """The token service does not know the gateway's serial for this account."""
+
+    permanent = True
+
+
+class SessionRefused(TokenError):
+    """The token service refused a fresh Enlighten session ("You need to sign in first")."""
+
+
+class TokenExpired(TokenError):
+    """The fixed ENVOY_TOKEN has expired."""
+
+    permanent = True
 
 
 def token_claims(token: str) -> dict[str, object]:
@@ -18,47 +80,436 @@ def token_claims(token: str) -> dict[str, object]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as err:
-        raise TokenError("ENVOY_TOKEN is not a JWT (expected three dot-separated parts)") from err
+        raise TokenError("the token is not a JWT (expected three dot-separated parts)") from err
     return dict(claims)
+
+
+def describe(token: str) -> TokenInfo:
+    """What a token's claims say (raises TokenError if it is not a JWT)."""
+    return TokenInfo.from_claims(token_claims(token))
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Capped, jittered exponential back-off between cloud attempts."""
+
+    first: float = 60.0
+    cap: float = 3600.0
+    delay: float = 0.0
+
+    def failed(self, *, permanent: bool = False) -> float:
+        """Grow the delay (straight to the cap when retrying cannot help); seconds to wait."""
+        self.delay = self.cap if permanent else min(self.cap, max(self.first, self.delay * 2))
+        return self.delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+
+    def reset(self) -> None:
+        """Start from the first delay again."""
+        self.delay = 0.0
+
+
+MFA_MESSAGE: Final = (
+    "Enlighten accepted the login but gave no session: the account uses multi-factor "
+    "authentication, which envoy2mqtt cannot answer. Create a token at "
+    f"{TOKEN_PAGE} (owner tokens last a year) and set ENVOY_TOKEN (or ENVOY_TOKEN_FILE) "
+    "instead of ENVOY_USERNAME/ENVOY_PASSWORD"
+)
+
+
+class Enlighten:
+    """Enphase's login and token services: one attempt per call, bounded in time."""
+
+    def __init__(
+        self, username: str, password: str, *, login_url: str, token_url: str, timeout: float
+    ) -> None:
+        """Describe the account and services; nothing is sent until `obtain()`."""
+        self._username = username
+        self._password = password
+        self.login_url = login_url
+        self.token_url = token_url
+        self.timeout = timeout
+
+    async def obtain(self, serial: str) -> str:
+        """Log in and get a token for the gateway with this serial."""
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as http,
+            ):
+                session_id = await self._login(http)
+                return await self._token(http, session_id, serial)
+        except TimeoutError as err:
+            raise CloudUnreachable(
+                f"Enphase's cloud did not answer within {self.timeout:.0f} s"
+            ) from err
+        except aiohttp.ClientError as err:
+            host = urlsplit(self.login_url).hostname
+            raise CloudUnreachable(
+                f"cannot reach Enphase's cloud ({host}: {type(err).__name__})"
+            ) from err
+
+    async def _login(self, http: aiohttp.ClientSession) -> str:
+        form = {"user[email]": self._username, "user[password]": self._password}
+        async with http.post(self.login_url, data=form) as response:
+            status, body = response.status, await response.read()
+        if status in (401, 403):
+            raise LoginRejected(
+                "Enlighten rejected the login: check ENVOY_USERNAME and ENVOY_PASSWORD (the "
+                "e-mail address and password of your Enlighten account)"
+            )
+        _raise_unavailable(status, "login service")
+        if status != 200:
+            raise TokenError(f"Enphase's login service answered HTTP {status}")
+        try:
+            reply = json.loads(body)
+        except ValueError as err:
+            raise TokenError("Enphase's login service answered something that is not JSON") from err
+        session_id = reply.get("session_id") if isinstance(reply, dict) else None
+        if not isinstance(session_id, str) or not session_id:
+            raise MfaRequired(MFA_MESSAGE)
+        return session_id
+
+    async def _token(self, http: aiohttp.ClientSession, session_id: str, serial: str) -> str:
+        body = {"session_id": session_id, "serial_num": serial, "username": self._username}
+        async with http.post(self.token_url, json=body) as response:
+            status, text = response.status, await response.text()
+        if status == 401:
+            raise SessionRefused(
+                "Enphase's token service refused the fresh Enlighten session (\"You need to "
+                "sign in first\"), a known passing fault on Enphase's side; retrying later"
+            )
+        if status == 500 and "invalid serial" in text.lower():
+            raise UnknownSerial(
+                f"Enphase's token service does not know gateway serial {serial} for this "
+                "account: check ENVOY_SERIAL, and that the gateway is registered to your "
+                "Enlighten account"
+            )
+        _raise_unavailable(status, "token service")
+        if status != 200:
+            raise TokenError(f"Enphase's token service answered HTTP {status}")
+        token = text.strip()
+        try:
+            describe(token)
+        except TokenError:
+            raise TokenError(
+                "Enphase's token service answered something that is not a token"
+            ) from None
+        return token
+
+
+def _raise_unavailable(status: int, what: str) -> None:
+    if status == 429 or status >= 500:
+        raise CloudUnreachable(f"Enphase's {what} is unavailable (HTTP {status})")
 
 
 class FixedToken:
     """The user's own ENVOY_TOKEN: used as it is, the cloud is never contacted."""
 
-    def __init__(self, token: str) -> None:
+    origin: Origin = "fixed"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        renew_days: float = 30.0,
+        clock: Clock = utc_now,
+        check_every: float = DAY,
+    ) -> None:
         """Keep the token (never logged or published)."""
+        try:
+            self.info = describe(token)
+        except TokenError as err:
+            raise TokenError(f"ENVOY_TOKEN: {err}") from None
         self._token = token
-        claims = token_claims(token)
-        exp = claims.get("exp")
-        self._expires = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
-        kind = claims.get("enphaseUser")
-        self._type = str(kind) if kind else None
+        self._renew_days = renew_days
+        self._clock = clock
+        self._check_every = check_every
         self._last_success: datetime | None = None
         self._failures = 0
+        self._warned = False
 
     async def token(self, serial: str) -> str:
-        """The fixed token."""
+        """The fixed token, unless it has expired or is for another gateway."""
+        self._check(serial)
         return self._token
 
     async def renew(self, serial: str) -> str:
         """A fixed token cannot be renewed: say so plainly."""
-        self._failures += 1
+        self._check(serial)
         raise TokenError(
             "the gateway rejected ENVOY_TOKEN (expired or for another gateway); create a new "
-            "token at entrez.enphaseenergy.com, or set ENVOY_USERNAME and ENVOY_PASSWORD"
+            f"token at {TOKEN_PAGE}, or set ENVOY_USERNAME and ENVOY_PASSWORD"
         )
+
+    def next_check(self) -> float:
+        """Seconds until the expiry should be looked at again."""
+        renew_at = self.info.renew_at(self._renew_days)
+        if renew_at is None or self._warned:
+            return self._check_every
+        wait = (renew_at - self._clock()).total_seconds()
+        return max(MIN_WAIT, min(self._check_every, wait))
+
+    async def maintain(self, serial: str) -> bool:  # noqa: ARG002 - TokenSource's signature
+        """Warn once as expiry nears; a fixed token is never replaced (always False)."""
+        expires = self.info.expires_at
+        if (
+            expires is not None
+            and not self._warned
+            and self.info.due(self._clock(), self._renew_days)
+        ):
+            self._warned = True
+            log.warning(
+                "ENVOY_TOKEN expires on %s: create a new token at %s, or set ENVOY_USERNAME "
+                "and ENVOY_PASSWORD so that envoy2mqtt renews tokens by itself",
+                expires.date().isoformat(),
+                TOKEN_PAGE,
+            )
+        return False
+
+    def outcome(self, *, accepted: bool) -> None:
+        """Note whether the gateway accepted the token."""
+        if accepted:
+            self._last_success = self._clock()
+        else:
+            self._failures += 1
 
     def status(self) -> AuthStatus:
         """Expiry and type of the token."""
         return AuthStatus(
             method="token",
-            token_expires_at=self._expires,
-            token_type=self._type,
+            token_expires_at=self.info.expires_at,
+            token_type=self.info.kind,
             last_success=self._last_success,
             failures=self._failures,
         )
 
+    def _check(self, serial: str) -> None:
+        expires = self.info.expires_at
+        if not self.info.usable(self._clock()) and expires is not None:
+            raise TokenExpired(
+                f"ENVOY_TOKEN expired on {expires.isoformat(timespec='minutes')}: create a new "
+                f"token at {TOKEN_PAGE}, or set ENVOY_USERNAME and ENVOY_PASSWORD so that "
+                "envoy2mqtt renews tokens by itself"
+            )
+        if serial and self.info.serial is not None and self.info.serial != serial:
+            raise TokenError(
+                f"ENVOY_TOKEN was issued for gateway {self.info.serial}, but this gateway is "
+                f"{serial}: create a token for this gateway at {TOKEN_PAGE}"
+            )
 
-def cloud_tokens(settings: object, gateway: object) -> FixedToken:
-    """Tokens from Enlighten with a cache in STATE_DIR (being built)."""
-    raise TokenError("Enlighten login is not available yet: set ENVOY_TOKEN")
+
+class CloudTokens:
+    """Tokens from Enphase's cloud for an Enlighten account, cached in STATE_DIR.
+
+    All cloud attempts go through `_fetch`, which holds the one back-off: after a failure no
+    request reaches Enphase before the back-off has passed, whoever asks.
+    """
+
+    def __init__(
+        self,
+        cloud: Enlighten,
+        store: TokenStore,
+        *,
+        account: str,
+        serial: str | None = None,
+        renew_days: float = 30.0,
+        clock: Clock = utc_now,
+        backoff: Backoff | None = None,
+        check_every: float = DAY,
+    ) -> None:
+        """Describe where tokens come from; nothing is sent until a token is needed."""
+        self.cloud = cloud
+        self.store = store
+        self.origin: Origin | None = None
+        self._account = account
+        self._serial = serial
+        self._renew_days = renew_days
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._check_every = check_every
+        self._current: StoredToken | None = None
+        self._info: TokenInfo | None = None
+        self._retry_at: datetime | None = None
+        self._error: TokenError | None = None
+        self._skip_cache = False
+        self._last_success: datetime | None = None
+        self._failures = 0
+
+    @property
+    def info(self) -> TokenInfo | None:
+        """The claims of the current token."""
+        return self._info
+
+    def skip_cache(self) -> None:
+        """Make the next `token()` ask the cloud even if a valid token is cached."""
+        self._skip_cache = True
+
+    async def token(self, serial: str) -> str:
+        """The current token, else the cached one (no cloud call), else a new one."""
+        serial = self._serial_for(serial)
+        now = self._clock()
+        if self._holds(serial, now):
+            assert self._current is not None
+            return self._current.token
+        stored = None if self._skip_cache else self.store.load(serial)
+        self._skip_cache = False
+        if stored is not None and stored.account.lower() == self._account.lower():
+            try:
+                info = describe(stored.token)
+            except TokenError:
+                info = None
+            if info is not None and info.usable(now) and info.serial in (None, serial):
+                self._use(stored, info, "cache")
+                log.info(
+                    "gateway %s: using the cached %s token (valid until %s)",
+                    serial,
+                    info.kind or "unknown",
+                    _when(info.expires_at),
+                )
+                return stored.token
+        return await self._fetch(serial)
+
+    async def renew(self, serial: str) -> str:
+        """A new token from the cloud (the gateway refused the current one)."""
+        return await self._fetch(self._serial_for(serial))
+
+    def renewal_due(self) -> bool:
+        """Whether the current token should be renewed now."""
+        return self._info is not None and self._info.due(self._clock(), self._renew_days)
+
+    def next_check(self) -> float:
+        """Seconds until `maintain()` should run: daily, or earlier when renewal is due."""
+        now = self._clock()
+        if self._info is None:
+            return self._check_every
+        if self.renewal_due():
+            wait = (self._retry_at - now).total_seconds() if self._retry_at else 0.0
+        else:
+            renew_at = self._info.renew_at(self._renew_days)
+            wait = (renew_at - now).total_seconds() if renew_at else self._check_every
+        return max(MIN_WAIT, min(self._check_every, wait))
+
+    async def maintain(self, serial: str) -> bool:
+        """Renew the token if due; True when a new one is ready to be presented."""
+        if self._current is None or not self.renewal_due():
+            return False
+        if self._retry_at is not None and self._clock() < self._retry_at:
+            return False
+        try:
+            await self._fetch(self._serial_for(serial))
+        except TokenError:
+            return False  # logged once by _fetch; the back-off sets the next attempt
+        return True
+
+    def outcome(self, *, accepted: bool) -> None:
+        """Note whether the gateway accepted the token."""
+        if accepted:
+            self._last_success = self._clock()
+        else:
+            self._failures += 1
+
+    def status(self) -> AuthStatus:
+        """Expiry and type of the current token, last success, failures."""
+        info = self._info
+        return AuthStatus(
+            method="token",
+            token_expires_at=info.expires_at if info else None,
+            token_type=info.kind if info else None,
+            last_success=self._last_success,
+            failures=self._failures,
+        )
+
+    def _serial_for(self, serial: str) -> str:
+        serial = serial or self._serial or ""
+        if not serial:
+            raise TokenError("the gateway did not report its serial number: set ENVOY_SERIAL")
+        return serial
+
+    def _holds(self, serial: str, now: datetime) -> bool:
+        return (
+            self._current is not None
+            and self._info is not None
+            and self._current.serial == serial
+            and self._info.usable(now)
+            and not self._skip_cache
+        )
+
+    def _use(self, stored: StoredToken, info: TokenInfo, origin: Origin) -> None:
+        self._current, self._info, self.origin = stored, info, origin
+
+    async def _fetch(self, serial: str) -> str:
+        now = self._clock()
+        if self._retry_at is not None and now < self._retry_at and self._error is not None:
+            raise type(self._error)(
+                f"{self._error}; next attempt at {self._retry_at.isoformat(timespec='seconds')}"
+            )
+        try:
+            token = await self.cloud.obtain(serial)
+        except TokenError as err:
+            self._failed(serial, err)
+            raise
+        info = describe(token)
+        obtained = self._clock()
+        stored = StoredToken(
+            token=token, serial=serial, account=self._account, obtained_at=obtained
+        )
+        self.store.save(stored)
+        self._use(stored, info, "cloud")
+        self._skip_cache = False
+        if self._error is not None:
+            log.info("Enphase's token service works again")
+        self._error = None
+        if info.due(obtained, self._renew_days) or not info.usable(obtained):
+            # a token that is due at once would be renewed in a loop: space the attempts
+            self._retry_at = obtained + timedelta(seconds=self._backoff.failed())
+        else:
+            self._retry_at = None
+            self._backoff.reset()
+        log.info(
+            "gateway %s: new %s token from Enphase (valid until %s)",
+            serial,
+            info.kind or "unknown",
+            _when(info.expires_at),
+        )
+        return token
+
+    def _failed(self, serial: str, err: TokenError) -> None:
+        self._failures += 1
+        wait = self._backoff.failed(permanent=err.permanent)
+        self._retry_at = self._clock() + timedelta(seconds=wait)
+        repeated = self._error is not None and str(self._error) == str(err)
+        self._error = err
+        info = self._info
+        if repeated or info is None or not info.usable(self._clock()):
+            return  # without a usable token the caller reports the error itself
+        log.warning(
+            "gateway %s: cannot renew the token: %s; still using the current one (valid until "
+            "%s), next attempt in %.0f s",
+            serial,
+            err,
+            _when(info.expires_at),
+            wait,
+        )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="minutes") if moment else "an unknown time"
+
+
+def cloud_tokens(settings: Settings, gateway: GatewaySettings) -> CloudTokens:
+    """Tokens from Enlighten for this gateway's account, cached in STATE_DIR."""
+    if not gateway.username or gateway.password is None:
+        raise TokenError("set ENVOY_USERNAME and ENVOY_PASSWORD (your Enlighten account)")
+    cloud = Enlighten(
+        gateway.username,
+        gateway.password.get_secret_value(),
+        login_url=settings.enlighten_login_url,
+        token_url=settings.entrez_token_url,
+        timeout=settings.cloud_timeout,
+    )
+    return CloudTokens(
+        cloud,
+        TokenStore(settings.state_dir),
+        account=gateway.username,
+        serial=gateway.serial,
+        renew_days=settings.token_renew_days,
+    )

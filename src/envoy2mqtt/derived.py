@@ -1,0 +1,172 @@
+"""Values users keep building by hand: battery flow, its energy without a storage CT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from pyenphase.models.envoy import EnvoyData
+from pyenphase.models.meters import CtType
+
+log = logging.getLogger(__name__)
+
+BATTERY_CHARGED: Final = "battery_charged_energy"
+BATTERY_DISCHARGED: Final = "battery_discharged_energy"
+MAX_GAP_S: Final = 600.0  # longer without a reading: do not guess what happened in between
+
+
+def storage_ct_watts(data: EnvoyData) -> int | None:
+    """Battery power from the storage CT where one is fitted (positive = discharging)."""
+    meter = data.ctmeters.get(CtType.STORAGE)
+    return meter.active_power if meter is not None else None
+
+
+def has_batteries(data: EnvoyData) -> bool:
+    """Whether the site has batteries (pyenphase reports zeros for some sites without)."""
+    return bool(
+        data.encharge_inventory
+        or data.encharge_power
+        or data.acb_inventory
+        or (data.acb_power is not None and data.acb_power.batteries > 0)
+        or storage_ct_watts(data) is not None
+    )
+
+
+def battery_watts(data: EnvoyData) -> int | None:
+    """Battery power, positive while discharging: storage CT, else the batteries' own sum."""
+    if (watts := storage_ct_watts(data)) is not None:
+        return watts
+    parts: list[int] = []
+    if data.encharge_power:
+        parts.append(round(sum(unit.real_power_mw for unit in data.encharge_power.values()) / 1000))
+    if data.acb_power is not None:
+        parts.append(data.acb_power.power)
+    return sum(parts) if parts else None
+
+
+@dataclass(slots=True)
+class BatteryIntegrator:
+    """Charged and discharged energy, integrated from battery power (trapezoid rule).
+
+    Pure: feed it readings with their time; a gap longer than ``max_gap`` seconds is not
+    integrated (the power in between is unknown), and a reading older than the last one
+    is ignored.
+    """
+
+    max_gap: float = MAX_GAP_S
+    charged_wh: float = 0.0
+    discharged_wh: float = 0.0
+    last_at: float | None = None  # seconds since the epoch
+    last_watts: float | None = None
+
+    def add(self, watts: float | None, at: datetime) -> None:
+        """Take one battery power reading (W, positive = discharging) taken at `at`."""
+        if watts is None or not math.isfinite(watts):
+            return
+        now = at.timestamp()
+        if self.last_at is not None and self.last_watts is not None:
+            elapsed = now - self.last_at
+            if elapsed < 0:
+                return
+            if elapsed <= self.max_gap:
+                self._integrate(self.last_watts, watts, elapsed)
+        self.last_at, self.last_watts = now, watts
+
+    def _integrate(self, before: float, after: float, seconds: float) -> None:
+        if seconds == 0:
+            return
+        if (before >= 0) == (after >= 0):
+            self._book((before + after) / 2 * seconds / 3600)
+            return
+        # the line crosses zero: split it there so charge and discharge are booked apart
+        crossing = seconds * abs(before) / (abs(before) + abs(after))
+        self._book(before / 2 * crossing / 3600)
+        self._book(after / 2 * (seconds - crossing) / 3600)
+
+    def _book(self, wh: float) -> None:
+        if wh > 0:
+            self.discharged_wh += wh
+        else:
+            self.charged_wh -= wh
+
+    def values(self) -> dict[str, float]:
+        """The integrated counters, for `Snapshot.derived` (Wh, rounded to 0.1)."""
+        return {
+            BATTERY_CHARGED: round(self.charged_wh, 1),
+            BATTERY_DISCHARGED: round(self.discharged_wh, 1),
+        }
+
+    def to_json(self) -> str:
+        """The state to persist across restarts."""
+        return json.dumps(
+            {
+                "charged_wh": self.charged_wh,
+                "discharged_wh": self.discharged_wh,
+                "last_at": self.last_at,
+                "last_watts": self.last_watts,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, max_gap: float = MAX_GAP_S) -> BatteryIntegrator:
+        """The state persisted by `to_json` (raises ValueError if it is not that)."""
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("not a battery integrator state")  # noqa: TRY004 - bad data
+        return cls(
+            max_gap=max_gap,
+            charged_wh=_number(raw.get("charged_wh")) or 0.0,
+            discharged_wh=_number(raw.get("discharged_wh")) or 0.0,
+            last_at=_number(raw.get("last_at")),
+            last_watts=_number(raw.get("last_watts")),
+        )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def observe(integrator: BatteryIntegrator, data: EnvoyData, at: datetime) -> dict[str, float]:
+    """Feed one reading of the gateway; return the derived values for `Snapshot.derived`.
+
+    Where a storage CT is fitted its own counters are better: nothing is integrated then.
+    """
+    if storage_ct_watts(data) is not None:
+        return {}
+    watts = battery_watts(data)
+    if watts is None:
+        return {}
+    integrator.add(watts, at)
+    return integrator.values()
+
+
+def state_path(state_dir: Path, serial: str) -> Path:
+    """Where a gateway's battery integrator state lives."""
+    return state_dir / f"battery-energy-{serial}.json"
+
+
+def load(path: Path, *, max_gap: float = MAX_GAP_S) -> BatteryIntegrator:
+    """The integrator persisted at `path`; a fresh one if there is none or it is unreadable."""
+    try:
+        return BatteryIntegrator.from_json(path.read_text(encoding="utf-8"), max_gap=max_gap)
+    except FileNotFoundError:
+        return BatteryIntegrator(max_gap=max_gap)
+    except (OSError, ValueError) as err:
+        log.warning("battery energy state %s unreadable (%s); starting from zero", path, err)
+        return BatteryIntegrator(max_gap=max_gap)
+
+
+def save(path: Path, integrator: BatteryIntegrator) -> None:
+    """Persist the integrator atomically (write a temporary file, then rename it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(integrator.to_json(), encoding="utf-8")
+    temporary.replace(path)
