@@ -123,11 +123,13 @@ async def _flip_grid(
     records = await recorder.wait_for(
         lambda r: _arrived(r, topic, payload, flipped), timeout=GRID_WITHIN
     )
-    arrival = next(r.t for r in records if r.topic == topic and r.payload == payload)
-    return arrival - flipped if arrival >= flipped else 0.0
+    arrival = next(
+        r.t for r in records if r.topic == topic and r.payload == payload and r.t >= flipped
+    )
+    return arrival - flipped
 
 
-def _healthy_state_after(records: list[Record], root: str, after: float) -> bool:
+def _state_published_after(records: list[Record], root: str, after: float) -> bool:
     """A state value (not availability) of the gateway under `root` published after `after`."""
     return any(
         r.topic.startswith(root) and not r.topic.endswith("/availability") and r.t >= after
@@ -135,9 +137,8 @@ def _healthy_state_after(records: list[Record], root: str, after: float) -> bool
     )
 
 
-async def _polls_within(gateway: SimulatedGateway, path: str, count: int, timeout: float) -> bool:
-    """Whether the gateway has answered `path` `count` times in all within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def _polled_by(gateway: SimulatedGateway, path: str, count: int, deadline: float) -> bool:
+    """Whether the gateway has answered `path` `count` times in all by `deadline` (monotonic)."""
     while gateway.stats.requests[path] < count:
         if time.monotonic() > deadline:
             return False
@@ -161,46 +162,50 @@ async def test_one_failing_gateway_does_not_hold_up_the_others(
         roots = {name: f"{unique_prefix}/{sim.serial}/" for name, sim in sims.items()}
         availability = {name: root + "availability" for name, root in roots.items()}
         grid = roots["battery"] + "grid_status"
-        async with Recorder("127.0.0.1", port, f"{unique_prefix}/#") as recorder:
-            async with running(settings):
-                await recorder.wait_for(
-                    lambda r: all(_arrived(r, t, b"online", 0) for t in availability.values())
-                    and _arrived(r, grid, b"on-grid", 0),
-                    timeout=30,
-                )
+        async with (
+            Recorder("127.0.0.1", port, f"{unique_prefix}/#") as recorder,
+            running(settings),
+        ):
+            await recorder.wait_for(
+                lambda r: (
+                    all(_arrived(r, t, b"online", 0) for t in availability.values())
+                    and _arrived(r, grid, b"on-grid", 0)
+                ),
+                timeout=30,
+            )
 
-                # One gateway fails; the other two carry on at their own cadence.
-                failing = sims["cts"]
-                failing.set_fault(fault)
-                failed_at = time.monotonic()
-                polls_before = sims["legacy"].stats.requests["/api/v1/production"]
-                latencies = [
-                    await _flip_grid(recorder, sims["battery"], grid, on=False),
-                    await _flip_grid(recorder, sims["battery"], grid, on=True),
-                ]
-                await recorder.wait_for(
-                    lambda r: _arrived(r, availability["cts"], b"offline", failed_at), timeout=20
-                )
-                await recorder.wait_for(
-                    lambda r: _healthy_state_after(r, roots["legacy"], failed_at),
-                    timeout=2 * POLL,
-                )
-                legacy_polling = await _polls_within(
-                    sims["legacy"], "/api/v1/production", polls_before + 3, 3 * POLL + 3
-                )
+            # One gateway fails; the other two carry on at their own cadence.
+            failing = sims["cts"]
+            failing.set_fault(fault)
+            failed_at = time.monotonic()
+            polls_before = sims["legacy"].stats.requests["/api/v1/production"]
+            latencies = [
+                await _flip_grid(recorder, sims["battery"], grid, on=False),
+                await _flip_grid(recorder, sims["battery"], grid, on=True),
+            ]
+            await recorder.wait_for(
+                lambda r: _arrived(r, availability["cts"], b"offline", failed_at), timeout=20
+            )
+            await recorder.wait_for(
+                lambda r: _state_published_after(r, roots["legacy"], failed_at),
+                timeout=2 * POLL,
+            )
+            legacy_polling = await _polled_by(
+                sims["legacy"], "/api/v1/production", polls_before + 3, failed_at + 3 * POLL + 2
+            )
 
-                # The failing gateway comes back on its own once the fault clears.
-                failing.set_fault(Fault.NONE)
-                cleared_at = time.monotonic()
-                await recorder.wait_for(
-                    lambda r: _arrived(r, availability["cts"], b"online", cleared_at), timeout=40
-                )
-                latencies.append(await _flip_grid(recorder, sims["battery"], grid, on=False))
-                stopping = time.monotonic()
+            # The failing gateway comes back on its own once the fault clears.
+            failing.set_fault(Fault.NONE)
+            cleared_at = time.monotonic()
+            await recorder.wait_for(
+                lambda r: _arrived(r, availability["cts"], b"online", cleared_at), timeout=40
+            )
+            latencies.append(await _flip_grid(recorder, sims["battery"], grid, on=False))
+            stopping = time.monotonic()
 
     assert max(latencies) < GRID_WITHIN
     assert legacy_polling, "the legacy gateway was not polled every POLL seconds"
     for name in ("legacy", "battery"):
         early = [r.payload for r in recorder.on(availability[name]) if r.t < stopping]
         assert b"offline" not in early, (name, early)
-    assert _healthy_state_after(recorder.records, roots["cts"], cleared_at)
+    assert _state_published_after(recorder.records, roots["cts"], cleared_at)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from envoy2mqtt.metric import DIAGNOSTIC, GatewayMetrics, Metric, Source
+from envoy2mqtt.catalog_base import COUNT, TEXT, TIMESTAMP
+from envoy2mqtt.metric import DIAGNOSTIC, GatewayMetrics, Source
 from envoy2mqtt.snapshot import Snapshot
 
 
@@ -33,33 +34,33 @@ def _failures(snap: Snapshot) -> int | None:
 
 AUTH: Source = GatewayMetrics(
     (
-        Metric(
-            key="token_expires",
-            name="Token expires",
-            read=_expires,
-            device_class="timestamp",
-            category=DIAGNOSTIC,
+        TIMESTAMP(
+            "token_expires",
+            "Token expires",
+            _expires,
+            "When the gateway's JWT expires (firmware 7+; renewed ahead by itself)",
             icon="mdi:key-chain-variant",
         ),
-        Metric(
-            key="token_type",
-            name="Token type",
-            read=_type,
+        TEXT(
+            "token_type",
+            "Token type",
+            _type,
+            "owner or installer (installer tokens last about 12 hours)",
             category=DIAGNOSTIC,
             icon="mdi:account-key",
         ),
-        Metric(
-            key="auth_last_success",
-            name="Last successful authentication",
-            read=_last_success,
-            device_class="timestamp",
-            category=DIAGNOSTIC,
+        TIMESTAMP(
+            "auth_last_success",
+            "Last successful authentication",
+            _last_success,
+            "When the gateway last accepted our token",
             icon="mdi:shield-check",
         ),
-        Metric(
-            key="auth_failures",
-            name="Authentication failures",
-            read=_failures,
+        COUNT(
+            "auth_failures",
+            "Authentication failures",
+            _failures,
+            "Refused tokens and failed token requests since the bridge started",
             category=DIAGNOSTIC,
             icon="mdi:shield-alert",
         ),

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -60,8 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="exit 0 if the bridge published recently")
     health.add_argument("--max-age", type=float, default=None)
     _add_setting_flags(health)
-    commands.add_parser("topics", help="print the topic reference (Markdown) from the catalog")
+    topics = commands.add_parser("topics", help="print the topic reference (Markdown)")
+    topics.add_argument("--readme", type=Path, help="rewrite the reference block in this README")
     return parser
+
+
+START, END = "<!-- topic-reference:start -->", "<!-- topic-reference:end -->"
+
+
+def with_reference(readme: str, reference: str) -> str:
+    """The README with its generated topic-reference block replaced."""
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{reference.strip()}\n{END}{tail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "topics":
             from envoy2mqtt.reference import topic_reference
 
+            if args.readme is not None:
+                text = args.readme.read_text(encoding="utf-8")
+                args.readme.write_text(with_reference(text, topic_reference()), encoding="utf-8")
+                return 0
             print(topic_reference())
             return 0
         settings = load_settings(**_overrides(args))
