@@ -289,10 +289,7 @@ class Mosquitto:
 
     async def restart_async(self, *, hard: bool = False, down_for: float = 0.0) -> Self:
         """`restart()` without blocking the event loop, so clients notice the outage."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
+        await asyncio.to_thread(self.kill if hard else self.stop)
         await asyncio.sleep(down_for)
         return await self.start_async()
 

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -105,6 +105,14 @@ class Backoff:
     def reset(self) -> None:
         """Start from the first delay again."""
         self.delay = 0.0
+
+
+class TokenService(Protocol):
+    """Where new tokens come from (Enphase's cloud, or a stand-in in tests)."""
+
+    async def obtain(self, serial: str) -> str:
+        """A new token for the gateway with this serial."""
+        ...
 
 
 MFA_MESSAGE: Final = (
@@ -306,7 +314,7 @@ class CloudTokens:
 
     def __init__(
         self,
-        cloud: Enlighten,
+        cloud: TokenService,
         store: TokenStore,
         *,
         account: str,

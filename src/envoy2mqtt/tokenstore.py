@@ -68,8 +68,10 @@ class TokenInfo:
         return self.expires_at - min(timedelta(days=renew_days), self.lifetime / 4)
 
     def usable(self, now: datetime) -> bool:
-        """Whether the token is still worth presenting to the gateway."""
-        return self.expires_at is None or self.expires_at - EXPIRY_MARGIN > now
+        """Whether the token is still worth presenting (not about to expire mid-request)."""
+        if self.expires_at is None:
+            return True
+        return self.expires_at - min(EXPIRY_MARGIN, self.lifetime / 20) > now
 
     def due(self, now: datetime, renew_days: float) -> bool:
         """Whether renewal is due."""
