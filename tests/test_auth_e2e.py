@@ -23,7 +23,7 @@ from envoy2mqtt import catalog
 from envoy2mqtt.app import App
 from envoy2mqtt.catalog_auth import AUTH
 from envoy2mqtt.settings import Settings
-from envoy2mqtt.sim import Fault, SimulatedEnlighten, SimulatedGateway
+from envoy2mqtt.sim import Fault, SimulatedEnlighten, SimulatedGateway, make_token
 from envoy2mqtt.token_cli import token_command
 from envoy2mqtt.tokens import (
     Backoff,
@@ -195,7 +195,8 @@ async def test_cloud_down_keeps_the_cached_token_and_says_so_once(
     async with enlighten(down=True) as cloud, SimulatedGateway(capture=METERED) as gateway:
         settings = cloud_settings(gateway, cloud, mosquitto.port, unique_prefix, tmp_path)
         store = TokenStore(tmp_path)
-        due_soon = gateway.make_token(lifetime=10 * 86400)  # inside the 30-day renewal window
+        # a year-long token issued 340 days ago: inside the 30-day renewal window
+        due_soon = make_token(gateway.serial, clock=lambda: time.time() - 340 * 86400)
         store.save(
             StoredToken(
                 token=due_soon,
@@ -257,7 +258,7 @@ async def test_revoked_tokens_are_renewed_once(
                 lambda _: recorder.latest().get(f"{base}/auth_failures") not in (None, b"0"),
                 timeout=10,
             )
-        assert recorder.latest()[f"{base}/availability"] == b"online"
+            assert recorder.latest()[f"{base}/availability"] == b"online"
 
 
 async def test_401_storm_renews_once_then_backs_off(

@@ -46,13 +46,30 @@ def test_counter_never_goes_backwards_and_holds_last_good() -> None:
 
 
 def test_today_counter_resets_only_after_the_day_changes() -> None:
-    guard = CounterGuard(resets=frozenset({"today"}))
-    assert guard.check("today", 5000) == 5000
+    guard = CounterGuard()
+    assert guard.check("today", 5000, daily=True) == 5000
     # a glitch during the day is held
-    assert guard.check("today", 0) == 5000
+    assert guard.check("today", 0, daily=True) == 5000
     # the reset that follows midnight is genuine
-    assert guard.check("today", 3, day_changed=True) == 3
-    assert guard.check("today", 40) == 40
+    assert guard.check("today", 3, daily=True, day_changed=True) == 3
+    assert guard.check("today", 40, daily=True) == 40
+
+
+def test_late_reset_after_midnight_is_accepted_without_a_spike() -> None:
+    guard = CounterGuard()
+    guard.check("today", 5000, daily=True)
+    # first reading of the new day still shows yesterday's total: held, no spike
+    assert guard.check("today", 5010, daily=True, day_changed=True) == 5010
+    # the gateway resets a few minutes late: accepted as the new day
+    assert guard.check("today", 2, daily=True) == 2
+    # a later glitch that day is held again
+    assert guard.check("today", 0, daily=True) == 2
+
+
+def test_lifetime_counters_never_reset_even_at_midnight() -> None:
+    guard = CounterGuard()
+    guard.check("lifetime", 5000)
+    assert guard.check("lifetime", 1, day_changed=True) == 5000
 
 
 def test_counter_glitch_is_logged_once(caplog: "object") -> None:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from pyenphase import Envoy, EnvoyTokenAuth
 from pyenphase.const import URL_INVENTORY
@@ -473,6 +474,12 @@ async def read_capture(name: str) -> tuple[Snapshot, Envoy, EnvoyData]:
     """The bridge's snapshot and pyenphase's own reading of one capture."""
     async with SimulatedGateway(capture=name, drift=False) as gateway, oracle(gateway) as envoy:
         oracle_data = await envoy.update()
+        if URL_INVENTORY not in oracle_data.raw:
+            # ON PURPOSE: pyenphase reads /inventory.json only on AC-battery sites; the bridge
+            # reads it on every site for the inverters' status flags. Fetch it the same way.
+            response = await envoy.request(URL_INVENTORY)
+            if response.status == 200:
+                oracle_data.raw[URL_INVENTORY] = orjson.loads(await response.read())
         snapshot = await bridge_snapshot(gateway)
     return snapshot, envoy, oracle_data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import stat
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,7 @@ class FakeCloud:
 
     async def obtain(self, serial: str) -> str:
         self.calls += 1
+        await asyncio.sleep(0)  # a network round trip: other tasks run meanwhile
         if self.error is not None:
             raise self.error
         return make_token(
@@ -364,3 +366,29 @@ def test_diagnostic_metrics_read_the_auth_status() -> None:
     assert metrics["token_expires"].device_class == "timestamp"
     empty = Snapshot(GatewayInfo(serial=SERIAL, firmware="5.0.62"), EnvoyData())
     assert list(AUTH.readings(empty)) == []
+
+
+async def test_concurrent_renewals_share_one_cloud_call(tmp_path: Path) -> None:
+    clock = Clock()
+    cloud = FakeCloud(clock)
+    source = cloud_source(tmp_path, clock, cloud)
+    await source.token(SERIAL)
+    first, second = await asyncio.gather(source.renew(SERIAL), source.renew(SERIAL))
+    assert first == second
+    assert cloud.calls == 2  # the initial token and one renewal
+
+
+async def test_a_refused_token_is_not_called_still_in_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    cloud = FakeCloud(clock)
+    source = cloud_source(tmp_path, clock, cloud)
+    await source.token(SERIAL)
+    cloud.error = CloudUnreachable("cannot reach Enphase's cloud (example: ClientError)")
+    with caplog.at_level(logging.WARNING), pytest.raises(CloudUnreachable):
+        await source.renew(SERIAL)  # the gateway refused the current token
+    assert "still using" not in caplog.text  # the caller reports this failure itself
+    with pytest.raises(CloudUnreachable, match="not asked again before"):
+        await source.renew(SERIAL)
+    assert cloud.calls == 2

@@ -100,6 +100,7 @@ class App:
                 options,
                 tokens=token_source(settings, gateway),
                 request_timeout=settings.request_timeout,
+                state_dir=settings.state_dir,
             )
             for gateway in gateways
         ]
@@ -126,6 +127,7 @@ class App:
 
     async def _goodbye(self) -> None:
         for bridge in self.bridges:
+            bridge.save_state()
             if bridge.publisher is not None:
                 bridge.publisher.set_available(False)
         await self.link.drain(timeout=2.0)

@@ -9,11 +9,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import EnvoyMeterData
 
+from envoy2mqtt import derived
 from envoy2mqtt.envoy import (
     GatewayAuthError,
     GatewayClient,
@@ -30,6 +32,7 @@ from envoy2mqtt.topics import Topics
 log = logging.getLogger(__name__)
 
 OFFLINE_AFTER_FAILURES = 2
+BATTERY_SAVE_EVERY = 300.0
 RECONNECT_MIN = 2.0
 RECONNECT_MAX = 300.0
 
@@ -50,6 +53,7 @@ class Bridge:
         tokens: TokenSource | None = None,
         request_timeout: float = 10.0,
         wall_clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        state_dir: Path | None = None,
     ) -> None:
         """Prepare; `run()` connects and polls until cancelled."""
         self.settings = gateway
@@ -75,6 +79,9 @@ class Bridge:
         self.processing: list[float] = []
         self.on_processed: Callable[[float], None] | None = None
         self.on_connected: Callable[[GatewayInfo], None] | None = None
+        self.state_dir = state_dir
+        self._energy: derived.BatteryIntegrator | None = None
+        self._battery_saved = 0.0
 
     @property
     def serial(self) -> str | None:
@@ -120,6 +127,8 @@ class Bridge:
             )
         if self.on_connected is not None:
             self.on_connected(info)
+        if self.state_dir is not None and self._energy is None:
+            self._energy = derived.load(derived.state_path(self.state_dir, info.serial))
         current_lane.set(Lane.NORMAL)
         self._inverters = None
         await self._read_normal()
@@ -195,7 +204,11 @@ class Bridge:
 
     async def _read_fast(self) -> None:
         assert self.client is not None
-        state: str | None = None
+        if self._has_cts():
+            meters = await self.client.read_meters()
+            if meters[0]:
+                self._meters = (time.monotonic(), meters)
+        state: str | None = None  # read last: an outage is published the moment it is read
         if self._data.enpower is not None:
             state = await self.client.read_grid()
         elif self._data.collar is not None:
@@ -203,10 +216,6 @@ class Bridge:
         if state is not None:
             self._grid = (time.monotonic(), state)
             self._grid_read = True
-        if self._has_cts():
-            meters = await self.client.read_meters()
-            if meters[0]:
-                self._meters = (time.monotonic(), meters)
         self._data = self._overlay(self._data)
 
     async def _read_battery(self) -> None:
@@ -277,12 +286,27 @@ class Bridge:
         if self.publisher is None:
             return
         auth = self.tokens.status() if self.tokens is not None else None
-        snapshot = Snapshot(info, self._data, datetime.now(UTC), auth)
+        now = datetime.now(UTC)
+        extra = derived.observe(self._energy, self._data, now) if self._energy else {}
+        snapshot = Snapshot(info, self._data, now, auth, extra)
+        if time.monotonic() - self._battery_saved > BATTERY_SAVE_EVERY:
+            self.save_state()
         started = time.perf_counter()
         self.publisher.publish_snapshot(snapshot, grid_read=self._grid_read)
         self._grid_read = False
         if self.on_processed is not None:
             self.on_processed(time.perf_counter() - started)
+
+    def save_state(self) -> None:
+        """Persist the battery energy counters (every few minutes and on the way out)."""
+        self._battery_saved = time.monotonic()
+        if self._energy is not None and self.state_dir is not None and self.publisher:
+            try:
+                derived.save(
+                    derived.state_path(self.state_dir, self.publisher.info.serial), self._energy
+                )
+            except OSError as err:
+                log.warning("cannot save battery energy counters in %s: %s", self.state_dir, err)
 
     def _mark(self, *, ok: bool, err: Exception | None = None, force: bool = False) -> None:
         if ok:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
 
+from envoy2mqtt.catalog_auth import AUTH
 from envoy2mqtt.catalog_base import (
     ENERGY_COUNTER,
     ENERGY_NET,
@@ -182,6 +183,7 @@ SOURCES: tuple[Source, ...] = (
     GATEWAY,
     BATTERY,
     DIAGNOSTICS,
+    AUTH,
     PHASE_METRICS,
     METERS,
     INVERTERS,

@@ -75,27 +75,30 @@ class CounterGuard:
     """Keeps ``total_increasing`` counters from stepping backwards or dropping to zero.
 
     A glitch (a counter reading 0, or lower than before) holds the last good value and is
-    logged once per counter until it recovers. A "today" counter may reset to a small value
-    after midnight: ``resets`` names those keys, and for them a drop to below ``reset_floor``
-    of the previous value counts as a genuine new day rather than a glitch.
+    logged once per counter until it recovers. A "today" counter (``daily``) may reset to a
+    small value after midnight: once the day has changed, a drop to below ``reset_floor`` of
+    the previous value counts as a genuine new day rather than a glitch. A reset arriving late
+    (after the first reading of the new day) is still accepted, so no spike is published.
     """
 
-    resets: frozenset[str] = frozenset()
     reset_floor: float = 0.1
     _good: dict[str, float] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
+    _new_day: set[str] = field(default_factory=set)
 
-    def check(self, key: str, value: float, *, day_changed: bool = False) -> float:
+    def check(
+        self, key: str, value: float, *, daily: bool = False, day_changed: bool = False
+    ) -> float:
         """Return the value to publish for a counter reading."""
+        if daily and day_changed:
+            self._new_day.add(key)
         last = self._good.get(key)
         if last is None or value >= last:
             self._good[key] = value
             self._warned.discard(key)
             return value
-        genuine_reset = (
-            key in self.resets and day_changed and value <= last * self.reset_floor and value >= 0
-        )
-        if genuine_reset:
+        if key in self._new_day and 0 <= value <= last * self.reset_floor:
+            self._new_day.discard(key)
             self._good[key] = value
             self._warned.discard(key)
             return value

@@ -58,9 +58,10 @@ def _sub_device(info: GatewayInfo, device: Device) -> Json:
         "identifiers": [f"{gateway_device_id(info.serial)}_{device.kind}_{sanitize(device.id)}"],
         "manufacturer": MANUFACTURER,
         "name": device.name,
-        "serial_number": device.id,
         "via_device": gateway_device_id(info.serial),
     }
+    if device.kind != "ct":  # a CT's id is its measurement type, not a serial number
+        out["serial_number"] = device.id
     if device.model:
         out["model"] = device.model
     if device.sw_version:

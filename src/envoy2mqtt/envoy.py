@@ -288,8 +288,18 @@ class GatewayClient:
         return data
 
     async def read_inverters(self) -> EnvoyData:
-        """The inverter readings (every 5 minutes is as often as they change)."""
-        return await self._run_updaters(include=INVERTER_UPDATERS)
+        """The inverter readings (every 5 minutes is as often as they change).
+
+        pyenphase reads /inventory.json only on AC-battery sites; the inverters' status flags
+        (producing, communicating, device_status) live there on every site, so read it here.
+        """
+        data = await self._run_updaters(include=INVERTER_UPDATERS)
+        if URL_INVENTORY not in data.raw:
+            try:
+                data.raw[URL_INVENTORY] = await self.get_json(URL_INVENTORY)
+            except GatewayError as err:
+                log.debug("no inverter inventory from %s: %s", self.host, err)
+        return data
 
     async def read_grid(self) -> str | None:
         """The Enpower relay's `mains_oper_state` (or None where there is no relay)."""

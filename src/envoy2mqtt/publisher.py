@@ -94,9 +94,7 @@ class GatewayPublisher:
 
     def __post_init__(self) -> None:
         self.changes = ChangeDetector(heartbeat=self.options.heartbeat)
-        self.counters = CounterGuard(
-            resets=frozenset(k for k in ("production_energy_today", "consumption_energy_today"))
-        )
+        self.counters = CounterGuard()
         self.debounce = Debouncer(reads=self.options.grid_debounce)
         self.events = EventDetector(soc_thresholds=self.options.soc_thresholds)
 
@@ -141,7 +139,8 @@ class GatewayPublisher:
         self, readings: Mapping[str, Reading], snapshot: Snapshot, *, grid_read: bool = True
     ) -> dict[str, Value]:
         """Apply counter integrity, night clamping and debouncing to raw readings."""
-        day = snapshot.taken_at.date().isoformat()
+        # "today" counters reset at the gateway's midnight: local time (TZ) is taken as its zone
+        day = snapshot.taken_at.astimezone().date().isoformat()
         day_changed = self._day is not None and day != self._day
         self._day = day
         out: dict[str, Value] = {}
@@ -156,7 +155,9 @@ class GatewayPublisher:
             ):
                 value = 0
             if metric.is_counter and isinstance(value, int | float):
-                value = self.counters.check(path, value, day_changed=day_changed)
+                value = self.counters.check(
+                    path, value, daily=metric.daily, day_changed=day_changed
+                )
             if path == GRID:
                 if grid_read or self._grid is None:
                     self._grid = self.debounce.feed(path, value)

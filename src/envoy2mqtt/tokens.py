@@ -341,6 +341,7 @@ class CloudTokens:
         self._skip_cache = False
         self._last_success: datetime | None = None
         self._failures = 0
+        self._lock = asyncio.Lock()
 
     @property
     def info(self) -> TokenInfo | None:
@@ -378,7 +379,7 @@ class CloudTokens:
 
     async def renew(self, serial: str) -> str:
         """A new token from the cloud (the gateway refused the current one)."""
-        return await self._fetch(self._serial_for(serial))
+        return await self._fetch(self._serial_for(serial), refused=True)
 
     def renewal_due(self) -> bool:
         """Whether the current token should be renewed now."""
@@ -444,16 +445,24 @@ class CloudTokens:
     def _use(self, stored: StoredToken, info: TokenInfo, origin: Origin) -> None:
         self._current, self._info, self.origin = stored, info, origin
 
-    async def _fetch(self, serial: str) -> str:
+    async def _fetch(self, serial: str, *, refused: bool = False) -> str:
+        seen = self._current
+        async with self._lock:
+            if self._current is not seen and self._current is not None:
+                return self._current.token  # another caller fetched one meanwhile
+            return await self._fetch_now(serial, refused=refused)
+
+    async def _fetch_now(self, serial: str, *, refused: bool) -> str:
         now = self._clock()
         if self._retry_at is not None and now < self._retry_at and self._error is not None:
             raise type(self._error)(
-                f"{self._error}; next attempt at {self._retry_at.isoformat(timespec='seconds')}"
+                f"{self._error} (Enphase is not asked again before "
+                f"{self._retry_at.isoformat(timespec='seconds')})"
             )
         try:
             token = await self.cloud.obtain(serial)
         except TokenError as err:
-            self._failed(serial, err)
+            self._failed(serial, err, refused=refused)
             raise
         info = describe(token)
         obtained = self._clock()
@@ -480,15 +489,15 @@ class CloudTokens:
         )
         return token
 
-    def _failed(self, serial: str, err: TokenError) -> None:
+    def _failed(self, serial: str, err: TokenError, *, refused: bool) -> None:
         self._failures += 1
         wait = self._backoff.failed(permanent=err.permanent)
         self._retry_at = self._clock() + timedelta(seconds=wait)
         repeated = self._error is not None and str(self._error) == str(err)
         self._error = err
         info = self._info
-        if repeated or info is None or not info.usable(self._clock()):
-            return  # without a usable token the caller reports the error itself
+        if repeated or refused or info is None or not info.usable(self._clock()):
+            return  # without a token the gateway accepts, the caller reports the error
         log.warning(
             "gateway %s: cannot renew the token: %s; still using the current one (valid until "
             "%s), next attempt in %.0f s",
