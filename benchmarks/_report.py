@@ -56,7 +56,7 @@ class Table:
 
 def _show(cell: Cell) -> str:
     if cell is None:
-        return "–"
+        return "-"
     if isinstance(cell, float):
         if cell == 0 or abs(cell) >= 100:
             return f"{cell:,.0f}"
@@ -83,7 +83,7 @@ def mosquitto_version() -> str:
     """The first line of `mosquitto -h` (its version)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 - the broker binary, fixed arguments
             [binary, "-h"], capture_output=True, text=True, timeout=5, check=False
         ).stdout
     except OSError:

@@ -165,17 +165,15 @@ async def measure(options: Options) -> Run:
                 grid_debounce=options.debounce,
             )
             base = f"bench/{gateway.serial}"
+            ready = {f"{base}/grid_status", f"{base}/battery_state"}
+            # the timing subscriber wants only events, as a load-shedding automation does
             async with (
-                Recorder("127.0.0.1", broker.port, f"{base}/+") as recorder,
+                Recorder("127.0.0.1", broker.port, f"{base}/event") as recorder,
                 running(settings) as app,
             ):
                 app.bridges[0].on_processed = lambda took: processed.append((time.time(), took))
-                await recorder.wait_for(
-                    lambda r: (
-                        {f"{base}/grid_status", f"{base}/battery_state"} <= {x.topic for x in r}
-                    ),
-                    timeout=30,
-                )
+                async with Recorder("127.0.0.1", broker.port, f"{base}/+") as states:
+                    await states.wait_for(lambda r: ready <= {x.topic for x in r}, timeout=30)
                 began = time.monotonic()
                 changes = await drive(gateway, options, random.Random(options.seed))
                 ended = time.monotonic()

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from envoy2mqtt import catalog
 from envoy2mqtt.app import App
 from envoy2mqtt.catalog_auth import AUTH
+from envoy2mqtt.cloud import Enlighten
 from envoy2mqtt.settings import Settings
 from envoy2mqtt.sim import Fault, SimulatedEnlighten, SimulatedGateway, make_token
 from envoy2mqtt.token_cli import token_command
@@ -29,7 +30,6 @@ from envoy2mqtt.tokens import (
     Backoff,
     CloudTokens,
     CloudUnreachable,
-    Enlighten,
     LoginRejected,
     MfaRequired,
     SessionRefused,

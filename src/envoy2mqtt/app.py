@@ -70,7 +70,9 @@ def token_source(settings: Settings, gateway: GatewaySettings) -> TokenSource | 
     """Where this gateway's tokens come from (None: digest auth or no credentials)."""
     if gateway.token is not None:
         try:
-            return FixedToken(gateway.token.get_secret_value())
+            return FixedToken(
+                gateway.token.get_secret_value(), renew_days=settings.token_renew_days
+            )
         except TokenError as err:
             raise ConfigError(str(err)) from None
     if gateway.username and gateway.password:

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -38,7 +38,7 @@ from pyenphase.updaters.base import EnvoyUpdater
 from pyenphase.updaters.device_data_inverters import EnvoyDeviceDataInvertersUpdater
 from pyenphase.updaters.inventory import EnvoyInventoryUpdater
 
-from envoy2mqtt.gate import Gate, polite
+from envoy2mqtt.gate import Gate, Handler, polite
 from envoy2mqtt.snapshot import AuthStatus, GatewayInfo
 from envoy2mqtt.tokens import TokenError
 
@@ -70,6 +70,10 @@ class GatewayAuthError(GatewayError):
     """The gateway refused our credentials."""
 
 
+class EndpointMissing(GatewayUnavailable):
+    """The gateway answered 404: this firmware does not have the endpoint."""
+
+
 class TokenSource(Protocol):
     """Where JWTs for firmware 7+ come from (a fixed token, or Enlighten with a cache)."""
 
@@ -98,6 +102,27 @@ class TokenSource(Protocol):
         ...
 
 
+def answered_within(
+    seconds: float,
+) -> Callable[[aiohttp.ClientRequest, Handler], Awaitable[aiohttp.ClientResponse]]:
+    """An aiohttp middleware bounding one request, counted from when it holds the gate.
+
+    aiohttp's own total timeout also counts the wait for the gate, so a fast read queued
+    behind a slow /inventory.json would time out without the gateway ever being asked, and
+    the gateway would be marked offline for one slow endpoint.
+    """
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: Handler
+    ) -> aiohttp.ClientResponse:
+        async with asyncio.timeout(seconds):
+            response = await handler(request)
+            await response.read()
+            return response
+
+    return middleware
+
+
 def no_verify_ssl() -> ssl.SSLContext:
     """Gateways use self-signed certificates; like every peer, do not verify them."""
     context = ssl.create_default_context()
@@ -113,9 +138,10 @@ class _GatedLegacyAuth(EnvoyAuth):
     middlewares, so the gate must travel with it.
     """
 
-    def __init__(self, inner: EnvoyLegacyAuth, gate: Gate) -> None:
+    def __init__(self, inner: EnvoyLegacyAuth, gate: Gate, timeout: float) -> None:
         self._inner = inner
         self._gate = polite(gate)
+        self._timed = answered_within(timeout)
 
     async def setup(self, client: aiohttp.ClientSession) -> None:
         await self._inner.setup(client)
@@ -129,13 +155,16 @@ class _GatedLegacyAuth(EnvoyAuth):
         digest = self._inner.auth
         if digest is None:
             return None
-        gate = self._gate
+        gate, timed = self._gate, self._timed
 
         async def gated(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
             async def inner(req: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
                 return await digest(req, handler)
 
-            return await gate(request, inner)
+            async def bounded(req: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
+                return await timed(req, inner)
+
+            return await gate(request, bounded)
 
         return gated
 
@@ -165,7 +194,9 @@ class GatewayClient:
         self._username = username
         self._password = password
         self._tokens = tokens
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
+        self._request_timeout = timeout
+        # no total: `answered_within` bounds each request from when it holds the gate
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 5.0))
         self._session: aiohttp.ClientSession | None = None
         self._envoy: Envoy | None = None
         self._meter_status: dict[str, Any] = {}
@@ -176,7 +207,7 @@ class GatewayClient:
         """Open the HTTP session."""
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=no_verify_ssl(), limit=2),
-            middlewares=(polite(self.gate),),
+            middlewares=(polite(self.gate), answered_within(self._request_timeout)),
             timeout=self._timeout,
         )
         return self
@@ -225,7 +256,7 @@ class GatewayClient:
                     password=self._password if local else None,
                 )
             if isinstance(envoy.auth, EnvoyLegacyAuth):
-                envoy.auth = _GatedLegacyAuth(envoy.auth, self.gate)
+                envoy.auth = _GatedLegacyAuth(envoy.auth, self.gate, self._request_timeout)
             return
         tokens = self._tokens
         if tokens is None:
@@ -239,7 +270,7 @@ class GatewayClient:
             auth = EnvoyTokenAuth(self.host, envoy_serial=serial, token=token)
             try:
                 # pyenphase retries check_jwt on connection errors without end: bound it
-                async with asyncio.timeout(self._timeout.total or 10.0):
+                async with asyncio.timeout(self._request_timeout):
                     await auth.setup(envoy.current_client)
             except (EnvoyAuthenticationError, EnvoyAuthenticationRequired):
                 self.auth_failures += 1
@@ -306,26 +337,28 @@ class GatewayClient:
         if self._relay:
             try:
                 relay = await self.get_json(URL_GRID_RELAY)
-            except GatewayUnavailable:
+            except EndpointMissing:
                 self._relay = False  # older firmware: fall back to the inventory
             else:
                 if isinstance(relay, dict) and "mains_oper_state" in relay:
                     return str(relay["mains_oper_state"])
                 self._relay = False
         inventory = await self.get_json(URL_ENSEMBLE_INVENTORY)
-        for group in inventory if isinstance(inventory, list) else []:
-            if group.get("type") == "ENPOWER":
-                for device in group.get("devices", []):
-                    return str(device["mains_oper_state"])
+        async with translated(f"reading {URL_ENSEMBLE_INVENTORY}"):
+            for group in inventory if isinstance(inventory, list) else []:
+                if group.get("type") == "ENPOWER":
+                    for device in group.get("devices", []):
+                        return str(device["mains_oper_state"])
         return None
 
     async def read_collar(self) -> str | None:
         """The IQ Meter Collar's `grid_state`, where there is one."""
         inventory = await self.get_json(URL_ENSEMBLE_INVENTORY)
-        for group in inventory if isinstance(inventory, list) else []:
-            if group.get("type") == "COLLAR":
-                for device in group.get("devices", []):
-                    return str(device["grid_state"])
+        async with translated(f"reading {URL_ENSEMBLE_INVENTORY}"):
+            for group in inventory if isinstance(inventory, list) else []:
+                if group.get("type") == "COLLAR":
+                    for device in group.get("devices", []):
+                        return str(device["grid_state"])
         return None
 
     async def read_meters(
@@ -335,29 +368,31 @@ class GatewayClient:
         readings = await self.get_json(URL_METERS_READINGS)
         meters: dict[str, EnvoyMeterData | None] = {}
         phases: dict[str, dict[str, EnvoyMeterData | None]] = {}
-        for reading in readings if isinstance(readings, list) else []:
-            status = self._meter_status.get(reading.get("eid"))
-            if status is None or status.get("state") != "enabled":
-                continue
-            kind = str(status["measurementType"])
-            meters[kind] = EnvoyMeterData.from_api(reading, status)
-            channels = reading.get("channels") or []
-            if len(channels) > 1:
-                phases[kind] = {
-                    f"L{i + 1}": EnvoyMeterData.from_api(channel, status)
-                    for i, channel in enumerate(channels[: self.envoy.phase_count])
-                }
+        async with translated(f"reading {URL_METERS_READINGS}"):
+            for reading in readings if isinstance(readings, list) else []:
+                status = self._meter_status.get(reading.get("eid"))
+                if status is None or status.get("state") != "enabled":
+                    continue
+                kind = str(status["measurementType"])
+                meters[kind] = EnvoyMeterData.from_api(reading, status)
+                channels = reading.get("channels") or []
+                if len(channels) > 1:
+                    phases[kind] = {
+                        f"L{i + 1}": EnvoyMeterData.from_api(channel, status)
+                        for i, channel in enumerate(channels[: self.envoy.phase_count])
+                    }
         return meters, phases
 
     async def read_battery(self) -> tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]:
         """Battery state of charge and power of each Encharge unit."""
         secctrl = await self.get_json(URL_SECCTRL)
         power = await self.get_json(URL_BATTERY_POWER)
-        aggregate = EnvoyEnchargeAggregate.from_api(secctrl)
-        units = {
-            str(unit["serial_num"]): EnvoyEnchargePower.from_api(unit)
-            for unit in (power.get("devices:") or power.get("devices") or [])
-        }
+        async with translated("reading the battery"):
+            aggregate = EnvoyEnchargeAggregate.from_api(secctrl)
+            units = {
+                str(unit["serial_num"]): EnvoyEnchargePower.from_api(unit)
+                for unit in (power.get("devices:") or power.get("devices") or [])
+            }
         return aggregate, units
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -367,6 +402,8 @@ class GatewayClient:
         async with translated(f"reading {path}"):
             response = await self.envoy.request(path)
             body = await response.read()
+            if response.status == 404:
+                raise EndpointMissing(f"{path} answered HTTP 404")
             if response.status != 200:
                 raise GatewayUnavailable(f"{path} answered HTTP {response.status}")
         try:
@@ -425,7 +462,10 @@ class translated:  # noqa: N801 - used like a function: `async with translated("
             raise GatewayUnavailable(
                 f"{self.doing}: the gateway answered something that is not JSON"
             ) from err
-        if isinstance(err, KeyError | TypeError | ValueError | AttributeError | IndexError):
+        # SyntaxError: an /info that is not XML (lxml's XMLSyntaxError, ElementTree's ParseError)
+        if isinstance(
+            err, KeyError | TypeError | ValueError | AttributeError | IndexError | SyntaxError
+        ):
             raise GatewayUnavailable(
                 f"{self.doing}: unexpected data from the gateway ({type(err).__name__}: {err})"
             ) from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ Value = int | float | str
 """A published value: a number in SI units or a plain word."""
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 W: Final = "W"
 WH: Final = "Wh"
@@ -107,7 +109,7 @@ class GatewayMetrics:
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
         """Yield the metrics the gateway has data for."""
         for metric in self.metrics:
-            value = clean(metric.read(snapshot))
+            value = safe_read(metric, snapshot)
             if value is not None:
                 yield Reading(Entity(metric.key, metric), value)  # type: ignore[arg-type]
 
@@ -127,10 +129,24 @@ class Family(Generic[T]):
             device = self.describe(member_id, member, snapshot)
             base = f"{self.kind}/{sanitize(member_id)}"
             for metric in self.metrics:
-                value = clean(metric.read(member))
+                value = safe_read(metric, member)
                 if value is not None:
                     entity = Entity(f"{base}/{metric.key}", metric, device)  # type: ignore[arg-type]
                     yield Reading(entity, value)
+
+
+_broken: set[str] = set()
+
+
+def safe_read(metric: Metric[T], source: T) -> Value | None:
+    """Read one metric; gateway garbage that breaks a reader means no value, not a crash."""
+    try:
+        return clean(metric.read(source))
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as err:
+        if metric.key not in _broken:  # say so once per metric, not every poll
+            _broken.add(metric.key)
+            log.warning("cannot read %s from the gateway's data (%s): skipped", metric.key, err)
+        return None
 
 
 def clean(value: object) -> Value | None:

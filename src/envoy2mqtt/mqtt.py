@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Final
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 log = logging.getLogger(__name__)
 
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 PUBLISH_TIMEOUT: Final = 10.0
+LOGIN_REFUSED: Final = (4, 5, 134, 135)  # bad user name or password / not authorized
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +163,8 @@ class MqttLink:
                 self._client = None
                 self.connected.clear()
                 if not outage_logged:
-                    log.warning("MQTT broker %s unavailable: %s; retrying", self._where(), err)
+                    level = logging.ERROR if _refused(err) else logging.WARNING
+                    log.log(level, "MQTT broker %s: %s; retrying", self._where(), explain(err))
                     outage_logged = True
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
             delay = min(delay * 2, self.options.reconnect_max)
@@ -186,9 +189,16 @@ class MqttLink:
         self.connected.set()
         if self.on_connect is not None:
             await self.on_connect()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._read(client), name="mqtt reader")
-            tasks.create_task(self._write(client), name="mqtt writer")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._read(client), name="mqtt reader")
+                tasks.create_task(self._write(client), name="mqtt writer")
+        except ExceptionGroup as group:
+            # a lost connection fails the reader (and maybe the writer): one MqttError for run()
+            lost, other = group.split(aiomqtt.MqttError)
+            if lost is None or other is not None:
+                raise
+            raise lost.exceptions[0] from None
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -217,7 +227,7 @@ class MqttLink:
                 message = self._states.pop(topic)
                 try:
                     await self._send(client, message)
-                except aiomqtt.MqttError:
+                except BaseException:  # lost or cancelled mid-send: keep it, unless superseded
                     self._states.setdefault(topic, message)
                     raise
                 continue
@@ -269,6 +279,23 @@ class MqttLink:
 
     def _where(self) -> str:
         return f"{self.options.host}:{self.options.port}"
+
+
+def _refused(err: aiomqtt.MqttError) -> bool:
+    """Whether the broker refused the login (CONNACK 4/5, or 134/135 in MQTT 5 terms)."""
+    return isinstance(err, MqttConnectError) and err.rc in LOGIN_REFUSED
+
+
+def explain(err: aiomqtt.MqttError) -> str:
+    """What went wrong, naming the setting to check where the error points at one."""
+    if _refused(err):
+        return f"the broker refused the login ({err}): check MQTT_USERNAME and MQTT_PASSWORD"
+    if "CERTIFICATE_VERIFY_FAILED" in str(err):
+        return (
+            f"{err}: check MQTT_CA_FILE (the CA that signed the broker's certificate), or set "
+            "MQTT_TLS_INSECURE=true for a self-signed broker"
+        )
+    return str(err) or type(err).__name__
 
 
 def _bytes(payload: str | bytes) -> bytes:

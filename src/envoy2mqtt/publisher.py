@@ -91,6 +91,8 @@ class GatewayPublisher:
     available: bool | None = None
     _day: str | None = None
     _grid: Value | None = None  # the debounced grid status
+    _by_source: dict[int, dict[str, Reading]] = field(default_factory=dict)
+    _broken: set[int] = field(default_factory=set)  # sources whose reader failed last time
 
     def __post_init__(self) -> None:
         self.changes = ChangeDetector(heartbeat=self.options.heartbeat)
@@ -108,7 +110,7 @@ class GatewayPublisher:
         """
         started = time.perf_counter()
         self.info = snapshot.gateway
-        readings = catalog.values(snapshot)
+        readings = self._readings(snapshot)
         values = self._settle(readings, snapshot, grid_read=grid_read)
         sent = 0
         if self.options.discovery:
@@ -134,6 +136,32 @@ class GatewayPublisher:
         if self.on_publish is not None:
             self.on_publish(time.perf_counter() - started)
         return sent
+
+    def _readings(self, snapshot: Snapshot) -> dict[str, Reading]:
+        """The catalog's readings, one source at a time.
+
+        A source whose reader fails on data no capture had keeps its last good readings
+        (logged once, with the traceback) instead of taking the whole gateway down.
+        """
+        out: dict[str, Reading] = {}
+        for index, source in enumerate(catalog.SOURCES):
+            try:
+                fresh = {reading.entity.path: reading for reading in source.readings(snapshot)}
+            except Exception:
+                if index not in self._broken:
+                    self._broken.add(index)
+                    log.warning(
+                        "%s: cannot read part of the gateway's data; keeping its last good "
+                        "values (please report this)",
+                        self.info.serial,
+                        exc_info=True,
+                    )
+                fresh = self._by_source.get(index, {})
+            else:
+                self._broken.discard(index)
+                self._by_source[index] = fresh
+            out.update(fresh)
+        return out
 
     def _settle(
         self, readings: Mapping[str, Reading], snapshot: Snapshot, *, grid_read: bool = True

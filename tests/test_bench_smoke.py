@@ -1,0 +1,55 @@
+"""The event latency benchmark runs end to end (quick mode) and reports what it must."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "event_latency.py"
+
+
+def benchmark_main() -> Callable[[Sequence[str]], int]:
+    """The benchmark's `main` (benchmarks/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("event_latency", BENCHMARK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    main: Callable[[Sequence[str]], int] = module.main
+    return main
+
+
+def test_event_latency_quick_reports_the_table_and_no_overlap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = benchmark_main()(["--quick", "--out", str(tmp_path)])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    for row in (
+        "| grid: flip -> arrival | 6 |",
+        "| grid: first read of new state -> arrival | 6 |",
+        "| grid: confirming read -> arrival | 6 |",
+        "| battery state: change -> arrival |",
+        "| battery SOC threshold: change -> arrival |",
+        "| bridge processing, publishes raising an event |",
+        "| `/ivp/ensemble/relay` |",
+        "| overlapping requests seen by the gateway | 0 |",
+        "| most requests in flight at once | 1 |",
+        "| expected events that never arrived | 0 |",
+        "| events nobody caused | 0 |",
+    ):
+        assert row in report, report
+    with (tmp_path / "event_latency.csv").open(encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["measure (ms)", "n", "p50", "p95", "p99", "max"]
+    assert {row[0] for row in rows[1:]} >= {
+        "grid: flip -> arrival",
+        "battery state: change -> arrival",
+    }
+    assert (tmp_path / "event_latency_samples.csv").exists()
