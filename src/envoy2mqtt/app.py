@@ -17,6 +17,7 @@ from envoy2mqtt import __version__
 from envoy2mqtt.bridge import Bridge
 from envoy2mqtt.envoy import TokenSource
 from envoy2mqtt.mqtt import MqttLink, MqttOptions
+from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.publisher import PublishOptions
 from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
 from envoy2mqtt.tokens import FixedToken, TokenError
@@ -103,6 +104,9 @@ class App:
                 tokens=token_source(settings, gateway),
                 request_timeout=settings.request_timeout,
                 state_dir=settings.state_dir,
+                pins=CertificatePins(settings.state_dir)
+                if settings.pin_gateway_certificate
+                else None,
             )
             for gateway in gateways
         ]

@@ -24,6 +24,7 @@ from envoy2mqtt.envoy import (
     merge_inverters,
 )
 from envoy2mqtt.gate import Lane, Pace, current_lane, in_window
+from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.publisher import GatewayPublisher, Link, PublishOptions
 from envoy2mqtt.settings import GatewaySettings
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
@@ -54,9 +55,11 @@ class Bridge:
         request_timeout: float = 10.0,
         wall_clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
         state_dir: Path | None = None,
+        pins: CertificatePins | None = None,
     ) -> None:
         """Prepare; `run()` connects and polls until cancelled."""
         self.settings = gateway
+        self.pins = pins
         self.link = link
         self.topics = topics
         self.options = options
@@ -101,6 +104,7 @@ class Bridge:
                     else None,
                     tokens=self.tokens,
                     timeout=self.request_timeout,
+                    pins=self.pins,
                 ) as client:
                     self.client = client
                     client.gate.on_answer = lambda took: self.pace.observe(took, ok=True)

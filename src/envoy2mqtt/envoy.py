@@ -39,6 +39,7 @@ from pyenphase.updaters.device_data_inverters import EnvoyDeviceDataInvertersUpd
 from pyenphase.updaters.inventory import EnvoyInventoryUpdater
 
 from envoy2mqtt.gate import Gate, Handler, polite
+from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.snapshot import AuthStatus, GatewayInfo
 from envoy2mqtt.tokens import TokenError
 
@@ -68,6 +69,10 @@ class GatewayUnavailable(GatewayError):
 
 class GatewayAuthError(GatewayError):
     """The gateway refused our credentials."""
+
+
+class CertificateChanged(GatewayAuthError):
+    """The gateway's certificate is not the pinned one (PIN_GATEWAY_CERTIFICATE)."""
 
 
 class EndpointMissing(GatewayUnavailable):
@@ -187,10 +192,12 @@ class GatewayClient:
         password: str | None = None,
         tokens: TokenSource | None = None,
         timeout: float = 10.0,
+        pins: CertificatePins | None = None,
     ) -> None:
         """Describe the gateway; nothing is sent until `connect()`."""
         self.host = host
         self.gate = Gate()
+        self._pins = pins
         self._username = username
         self._password = password
         self._tokens = tokens
@@ -204,9 +211,19 @@ class GatewayClient:
         self.auth_failures = 0
 
     async def __aenter__(self) -> GatewayClient:
-        """Open the HTTP session."""
+        """Open the HTTP session (learning the certificate's pin first, if pinning is on)."""
+        checked: ssl.SSLContext | aiohttp.Fingerprint = no_verify_ssl()
+        if self._pins is not None:
+            try:
+                checked = await self._pins.fingerprint(self.host, self._request_timeout) or checked
+            except ValueError as err:  # a damaged pin file: the message says which
+                raise CertificateChanged(str(err)) from err
+            except (OSError, TimeoutError) as err:
+                raise GatewayUnavailable(
+                    f"reading the gateway's certificate: {err or type(err).__name__}"
+                ) from err
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=no_verify_ssl(), limit=2),
+            connector=aiohttp.TCPConnector(ssl=checked, limit=2),
             middlewares=(polite(self.gate), answered_within(self._request_timeout)),
             timeout=self._timeout,
         )
@@ -450,6 +467,8 @@ class translated:  # noqa: N801 - used like a function: `async with translated("
     ) -> None:
         if err is None or isinstance(err, GatewayError | asyncio.CancelledError):
             return
+        if (changed := _fingerprint_mismatch(err)) is not None:
+            raise CertificateChanged(f"{self.doing}: {changed}") from err
         if isinstance(err, EnvoyAuthenticationRequired | EnvoyAuthenticationError):
             raise GatewayAuthError(f"{self.doing}: the gateway refused our credentials") from err
         if isinstance(err, TimeoutError):
@@ -469,6 +488,16 @@ class translated:  # noqa: N801 - used like a function: `async with translated("
             raise GatewayUnavailable(
                 f"{self.doing}: unexpected data from the gateway ({type(err).__name__}: {err})"
             ) from err
+
+
+def _fingerprint_mismatch(err: BaseException) -> aiohttp.ServerFingerprintMismatch | None:
+    """A changed pinned certificate, however deep pyenphase wrapped it."""
+    cause: BaseException | None = err
+    for _ in range(8):  # chains are short; never follow a cycle
+        if cause is None or isinstance(cause, aiohttp.ServerFingerprintMismatch):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def merge(base: EnvoyData, **changes: Any) -> EnvoyData:

@@ -212,9 +212,10 @@ class MqttLink:
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:
-            await self._wake.wait()
+            # flush first: what waited through an outage goes out now, not with the next publish
             self._wake.clear()
             await self._flush(client)
+            await self._wake.wait()
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         while True:
