@@ -100,13 +100,13 @@ def measure(site: str, stream: list[Tick], repetitions: int) -> CpuResult:
         gc.collect()
         clock.now = stream[0].at
         started = time.process_time()
-        publisher.publish_snapshot(snapshots[0])
+        publisher.publish_snapshot(snapshots[0], grid_read=stream[0].grid_read)
         first.append(time.process_time() - started)
         first_messages = link.messages
         started = time.process_time()
         for tick in stream[1:]:
             clock.now = tick.at
-            publisher.publish_snapshot(tick.snapshot)
+            publisher.publish_snapshot(tick.snapshot, grid_read=tick.grid_read)
         steady.append(time.process_time() - started)
         messages = link.messages - first_messages
     started = time.process_time()

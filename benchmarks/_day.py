@@ -130,7 +130,7 @@ class Audit:
             )
             self.publisher.changes = WatchedChanges(heartbeat=self.publisher.options.heartbeat)
         self.at = tick.at
-        self.publisher.publish_snapshot(snapshot)
+        self.publisher.publish_snapshot(snapshot, grid_read=tick.grid_read)
         assert isinstance(self.publisher.changes, WatchedChanges)
         values, bands = self.publisher.changes.shown
         self._account(tick.at, values, bands, self.outbox.take())

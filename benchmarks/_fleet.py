@@ -133,7 +133,17 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bridge_environment(gateways_file: Path, port: int, state_dir: Path) -> dict[str, str]:
+async def _appears(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(path.exists):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} was not written")
+        await asyncio.sleep(0.2)
+
+
+def bridge_environment(
+    gateways_file: Path, port: int, state_dir: Path, profile: Path | None = None
+) -> dict[str, str]:
     """The bridge's settings, at their defaults except where to connect and the quiet window.
 
     The quiet window is switched off so the figures do not depend on the time of day the
@@ -155,6 +165,8 @@ def bridge_environment(gateways_file: Path, port: int, state_dir: Path) -> dict[
         LOG_LEVEL="WARNING",
         QUIET_WINDOW="off",
     )
+    if profile is not None:
+        env["E2M_PROFILE"] = str(profile)
     return env
 
 
@@ -235,15 +247,29 @@ def _latencies(watch: Watch, flips: list[tuple[str, str, float]]) -> tuple[list[
 
 
 BRIDGE: Final = ("-m", "envoy2mqtt.cli", "run")
+PROFILED: Final = (str(Path(__file__).with_name("_profiled.py")),)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeCommand:
+    """How to start the bridge: its command line after the interpreter, and profiling.
+
+    With `profile` set, the command must be _profiled.py: it is told by signal when the
+    measuring window starts and ends, and writes cProfile statistics there.
+    """
+
+    args: tuple[str, ...] = BRIDGE
+    profile: Path | None = None
 
 
 async def run_fleet(
-    count: int, mix: str, window: float, folder: Path, bridge: tuple[str, ...] = BRIDGE
+    count: int,
+    mix: str,
+    window: float,
+    folder: Path,
+    bridge: BridgeCommand = BridgeCommand(),
 ) -> FleetResult:
-    """Run `count` gateways (families cycled from `mix`) through one bridge for `window` s.
-
-    `bridge` is the bridge's command line after the Python interpreter.
-    """
+    """Run `count` gateways (families cycled from `mix`) through one bridge for `window` s."""
     with Broker(folder / "broker") as broker:  # makes `folder` too
         watch = Watch()
         watching_ready = asyncio.Event()
@@ -271,15 +297,15 @@ async def _measure(
     folder: Path,
     parts: tuple[Broker, Farm, Watch],
     gateways_file: Path,
-    command: tuple[str, ...],
+    command: BridgeCommand,
 ) -> FleetResult:
     broker, farm, watch = parts
     log = (folder / "bridge.log").open("wb")
     started = time.monotonic()
     bridge = await asyncio.create_subprocess_exec(
         sys.executable,
-        *command,
-        env=bridge_environment(gateways_file, broker.port, folder / "state"),
+        *command.args,
+        env=bridge_environment(gateways_file, broker.port, folder / "state", command.profile),
         cwd=folder,
         stdout=log,
         stderr=log,
@@ -302,11 +328,16 @@ async def _measure(
         }
         before = {name: _cpu(p) for name, p in processes.items()}
         await farm.send("mark")
+        if command.profile is not None:
+            bridge.send_signal(signal.SIGUSR1)
         wall_start, mono_start = time.time(), time.monotonic()
         await asyncio.sleep(window)
         elapsed = time.monotonic() - mono_start
         wall_end = time.time()
         used = {name: (_cpu(p) - before[name]) / elapsed for name, p in processes.items()}
+        if command.profile is not None:
+            bridge.send_signal(signal.SIGUSR2)
+            await _appears(command.profile, timeout=60)
         rss_mb = processes["bridge"].memory_info().rss / 2**20
         peak_mb = _peak_rss_mb(bridge.pid)
         await farm.send("report")

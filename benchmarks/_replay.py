@@ -2,7 +2,8 @@
 
 The requests are real (pyenphase over HTTP(S) to the simulated gateway on 127.0.0.1); only
 the clock is virtual, so a day of polling at the default cadences takes minutes. The lane
-reads mirror `Bridge._read_*` in src/envoy2mqtt/bridge.py: keep them in step.
+reads, overlays and waits mirror `Bridge` in src/envoy2mqtt/bridge.py: keep them in step.
+Times that the bridge takes from time.monotonic() are virtual here.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
+from pyenphase.models.meters import EnvoyMeterData
 
+from envoy2mqtt import derived
 from envoy2mqtt.envoy import GatewayClient, merge_inverters
 from envoy2mqtt.gate import Lane, in_window
 from envoy2mqtt.settings import Cadence
 from envoy2mqtt.sim import Capture, GatewayStats, SimulatedGateway
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.tokens import FixedToken
-
-QUIET_OTHER_LANES = 60.0  # what Bridge._interval gives the other lanes in the quiet window
 
 
 class VirtualClock:
@@ -44,9 +46,12 @@ class Tick:
     lane: Lane
     at: float
     snapshot: Snapshot
+    grid_read: bool  # a new reading of the grid status (what the publisher's debounce counts)
 
 
 Action = Callable[[SimulatedGateway], object]
+Meters = tuple[dict[str, EnvoyMeterData | None], dict[str, dict[str, EnvoyMeterData | None]]]
+Battery = tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]
 
 
 class Replay:
@@ -69,6 +74,12 @@ class Replay:
         self.info: GatewayInfo | None = None
         self._data = EnvoyData()
         self._inverters: EnvoyData | None = None
+        # as in Bridge: the fast and battery lanes' newest readings, with when they were read
+        self._grid: tuple[float, str] | None = None
+        self._meters: tuple[float, Meters] | None = None
+        self._battery: tuple[float, Battery] | None = None
+        self._grid_read = False
+        self._energy = derived.BatteryIntegrator()
 
     @property
     def stats(self) -> GatewayStats:
@@ -93,14 +104,12 @@ class Replay:
             tokens = FixedToken(gateway.make_token()) if gateway.uses_tls else None
             async with GatewayClient(gateway.host, tokens=tokens) as client:
                 self.info = await client.connect()
-                self._data = await client.read_normal()
-                self._inverters = await client.read_inverters()
-                self._data = merge_inverters(self._data, self._inverters)
-                on_tick(Tick(Lane.NORMAL, start, self._snapshot()))
+                await self._read(client, Lane.NORMAL)
+                await self._read(client, Lane.SLOW)
+                on_tick(self._tick(Lane.NORMAL))
                 gateway.stats.reset()
-                lanes = self._lanes()
                 order = itertools.count()
-                due = [(start + self._interval(lane, start), next(order), lane) for lane in lanes]
+                due = [(self._next(lane, start), next(order), lane) for lane in self._lanes()]
                 heapq.heapify(due)
                 while due[0][0] < start + duration:
                     at, _, lane = heapq.heappop(due)
@@ -110,75 +119,113 @@ class Replay:
                         action(gateway)
                     self.clock.now = at
                     await self._read(client, lane)
-                    on_tick(Tick(lane, at, self._snapshot()))
-                    heapq.heappush(due, (at + self._interval(lane, at), next(order), lane))
+                    on_tick(self._tick(lane))
+                    heapq.heappush(due, (self._next(lane, at), next(order), lane))
 
-    def _snapshot(self) -> Snapshot:
+    def _tick(self, lane: Lane) -> Tick:
+        """`Bridge._publish`: the snapshot with the derived battery energy, and the grid flag."""
         assert self.info is not None
-        return Snapshot(self.info, self._data, datetime.fromtimestamp(self.clock.now, UTC))
+        now = datetime.fromtimestamp(self.clock.now, UTC)
+        extra = derived.observe(self._energy, self._data, now)
+        tick = Tick(
+            lane, self.clock.now, Snapshot(self.info, self._data, now, None, extra), self._grid_read
+        )
+        self._grid_read = False
+        return tick
 
     def _lanes(self) -> list[Lane]:
         """The lanes `Bridge._poll` starts for this gateway."""
         data = self._data
         lanes = [Lane.NORMAL, Lane.SLOW]
-        has_cts = any(meter is not None for meter in data.ctmeters.values())
-        if data.enpower is not None or data.collar is not None or has_cts:
+        if data.enpower is not None or data.collar is not None or self._has_cts():
             lanes.append(Lane.FAST)
         if data.encharge_aggregate is not None:
             lanes.append(Lane.BATTERY)
         return lanes
 
-    def _interval(self, lane: Lane, now: float) -> float:
-        """`Bridge._interval` with a healthy gateway (pace factor 1)."""
+    def _has_cts(self) -> bool:
+        return any(meter is not None for meter in self._data.ctmeters.values())
+
+    def _quiet(self, at: float) -> bool:
         cadence = self.cadence
-        local = datetime.fromtimestamp(now, UTC).time()
-        if in_window(local, cadence.quiet_start, cadence.quiet_end):
-            return cadence.quiet_fast if lane == Lane.FAST else QUIET_OTHER_LANES
-        return {
-            Lane.FAST: cadence.fast,
-            Lane.BATTERY: cadence.battery,
-            Lane.NORMAL: cadence.normal,
-            Lane.SLOW: cadence.inverters,
-        }[lane]
+        local = datetime.fromtimestamp(at, UTC).time()
+        return in_window(local, cadence.quiet_start, cadence.quiet_end)
+
+    def _next(self, lane: Lane, now: float) -> float:
+        """`Bridge._wait` with a healthy gateway (pace factor 1): when the lane reads next."""
+        cadence = self.cadence
+        if lane == Lane.FAST:
+            return now + (cadence.quiet_fast if self._quiet(now) else cadence.fast)
+        base = {Lane.BATTERY: cadence.battery, Lane.NORMAL: cadence.normal}
+        at = now + base.get(lane, cadence.inverters)
+        while self._quiet(at):  # every lane but the fast one sits out the quiet window
+            at += cadence.quiet_fast
+        return at
 
     async def _read(self, client: GatewayClient, lane: Lane) -> None:
         """One lane's read, merged into the current data as `Bridge._read_*` does."""
+        now = self.clock.now
         if lane == Lane.NORMAL:
             data = await client.read_normal()
-            self._data = merge_inverters(data, self._inverters) if self._inverters else data
+            if self._inverters is not None:
+                data = merge_inverters(data, self._inverters)
+            self._forget_before(now)
+            if self._grid is None:
+                self._grid_read = True
+            self._data = self._overlay(data)
         elif lane == Lane.SLOW:
             self._inverters = await client.read_inverters()
             self._data = merge_inverters(self._data, self._inverters)
         elif lane == Lane.BATTERY:
-            aggregate, units = await client.read_battery()
-            self._data = replace(
-                self._data,
-                encharge_aggregate=aggregate,
-                encharge_power={**(self._data.encharge_power or {}), **units},
-            )
+            self._battery = (now, await client.read_battery())
+            self._data = self._overlay(self._data)
         else:
-            self._data = await _read_fast(client, self._data)
+            if self._has_cts():
+                meters = await client.read_meters()
+                if meters[0]:
+                    self._meters = (now, meters)
+            state: str | None = None
+            if self._data.enpower is not None:
+                state = await client.read_grid()
+            elif self._data.collar is not None:
+                state = await client.read_collar()
+            if state is not None:
+                self._grid = (now, state)
+                self._grid_read = True
+            self._data = self._overlay(self._data)
 
-
-async def _read_fast(client: GatewayClient, data: EnvoyData) -> EnvoyData:
-    """`Bridge._read_fast`: the grid relay (or collar) and fresh CT readings."""
-    if data.enpower is not None:
-        state = await client.read_grid()
-        if state is not None and state != data.enpower.mains_oper_state:
-            data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
-    elif data.collar is not None:
-        state = await client.read_collar()
-        if state is not None and state != data.collar.grid_state:
-            data = replace(data, collar=replace(data.collar, grid_state=state))
-    if any(meter is not None for meter in data.ctmeters.values()):
-        meters, phases = await client.read_meters()
-        if meters:
+    def _overlay(self, data: EnvoyData) -> EnvoyData:
+        """`Bridge._overlay`: the fast and battery lanes' readings laid over `data`."""
+        if self._grid is not None:
+            state = self._grid[1]
+            if data.enpower is not None:
+                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
+            elif data.collar is not None:
+                data = replace(data, collar=replace(data.collar, grid_state=state))
+        if self._meters is not None:
+            meters, phases = self._meters[1]
             data = replace(
                 data,
                 ctmeters={**data.ctmeters, **meters},
                 ctmeters_phases={**data.ctmeters_phases, **phases},
             )
-    return data
+        if self._battery is not None:
+            aggregate, units = self._battery[1]
+            data = replace(
+                data,
+                encharge_aggregate=aggregate,
+                encharge_power={**(data.encharge_power or {}), **units},
+            )
+        return data
+
+    def _forget_before(self, started: float) -> None:
+        """`Bridge._forget_before`: drop lane readings no newer than a full reading."""
+        if self._grid is not None and self._grid[0] <= started:
+            self._grid = None
+        if self._meters is not None and self._meters[0] <= started:
+            self._meters = None
+        if self._battery is not None and self._battery[0] <= started:
+            self._battery = None
 
 
 def midnight_utc(now: float) -> float:

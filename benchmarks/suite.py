@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from _cpu import measure, read_stream
-from _fleet import FleetResult, run_fleet
+from _fleet import PROFILED, BridgeCommand, FleetResult, run_fleet
+from _profile import profile_tables
 from _report import Table, machine
 from _sites import SITES
 
@@ -32,7 +33,8 @@ HERE: Final = Path(__file__).resolve().parent
 RESULTS: Final = HERE / "results"
 DAY_SITES: Final = ("legacy", "small", "battery")
 FLEET_MIX: Final = "legacy,small,battery"
-SHARED_TLS: Final = (str(HERE / "_shared_tls.py"),)
+SHARED_TLS: Final = BridgeCommand((str(HERE / "_shared_tls.py"),))
+NOMINAL_SHARE: Final = 95.0  # % of the default cadences' requests a bridge must serve
 CPU_TARGET: Final = 1.0  # cores, at 500 gateways
 RSS_TARGET: Final = 500.0  # MB, at 500 gateways
 REDUCTION_TARGET: Final = 80.0  # % fewer messages than publishing everything
@@ -51,24 +53,27 @@ class Plan:
     rss_window: float
     scale: tuple[tuple[int, float], ...]  # gateways, measuring window (s)
     what_if: tuple[int, float] | None  # the shared-TLS-context fleet
+    profile: tuple[int, float]  # the fleet profiled with --profile
 
 
 FULL = Plan(
     mode="full",
     cpu_seconds=600,
-    cpu_repetitions=5,
-    day=(
-        ("legacy", 0, 24, 0),
+    cpu_repetitions=3,
+    day=(  # the longest first, so two at a time finish together
+        ("battery", 0, 6, 0),
+        ("battery", 6, 6, WARMUP),
+        ("battery", 12, 6, WARMUP),
+        ("battery", 18, 6, WARMUP),
         ("small", 0, 12, 0),
         ("small", 12, 12, WARMUP),
-        ("battery", 0, 8, 0),
-        ("battery", 8, 8, WARMUP),
-        ("battery", 16, 8, WARMUP),
+        ("legacy", 0, 24, 0),
     ),
     rss_sites=("small", "large"),
-    rss_window=30,
-    scale=((10, 60), (100, 60), (500, 60)),
-    what_if=(500, 45),
+    rss_window=20,
+    scale=((10, 30), (100, 60), (500, 60)),
+    what_if=(500, 30),
+    profile=(500, 30),
 )
 QUICK = Plan(
     mode="quick",
@@ -79,6 +84,7 @@ QUICK = Plan(
     rss_window=8,
     scale=((10, 12),),
     what_if=None,
+    profile=(10, 10),
 )
 
 
@@ -359,10 +365,8 @@ def scale_table(
             "window s",
         ),
     )
-    families = mix.split(",")
     for variant, r in results:
-        fleet = Counter(families[i % len(families)] for i in range(r.gateways))
-        expected = sum(n * nominal.get(f, 0.0) for f, n in fleet.items()) / 60
+        share = served(r, nominal, mix)
         table.add(
             r.gateways,
             variant,
@@ -374,7 +378,7 @@ def scale_table(
             round(r.messages_per_s),
             round(r.kbytes_per_s, 1),
             round(r.requests_total_per_s, 1),
-            round(100 * r.requests_total_per_s / expected) if expected else None,
+            round(share) if share is not None else None,
             r.flips,
             _seconds(r.latency(0.5)),
             _seconds(r.latency(0.99)),
@@ -402,22 +406,35 @@ def scale_table(
     return show(table)
 
 
+def served(r: FleetResult, nominal: dict[str, float], mix: str) -> float | None:
+    """Requests the fleet got, as % of what the default cadences ask for."""
+    families = mix.split(",")
+    fleet = Counter(families[i % len(families)] for i in range(r.gateways))
+    expected = sum(n * nominal.get(f, 0.0) for f, n in fleet.items()) / 60
+    return 100 * r.requests_total_per_s / expected if expected else None
+
+
 def _seconds(value: float | None) -> float | None:
     return round(value, 2) if value is not None else None
 
 
-def targets_table(messages: Table | None, scale: list[tuple[str, FleetResult]]) -> Table:
+def targets_table(
+    days: dict[str, dict[str, Any]],
+    scale: list[tuple[str, FleetResult]],
+    nominal: dict[str, float],
+) -> Table:
     """Each target, what was measured, and whether it is met."""
     table = Table("targets", "Targets", ("target", "measured", "met"))
-    if messages is not None:
-        for row in messages.rows:
-            reduction = float(row[6] or 0)
+    if days:
+        for site, day in days.items():
+            modes = day["modes"]
+            reduction = 100 * (1 - modes["bridge"]["messages"] / modes["everything"]["messages"])
             table.add(
-                f"≥ {REDUCTION_TARGET:.0f}% fewer messages than everything ({row[0]})",
-                f"{reduction:.1f}%",
+                f"≥ {REDUCTION_TARGET:.0f}% fewer messages than everything ({site})",
+                f"{reduction:.2f}%",
                 "yes" if reduction >= REDUCTION_TARGET else "no",
             )
-        left = sum(int(row[11] or 0) for row in messages.rows)
+        left = sum(day["violations"] for day in days.values())
         table.add(
             "every change beyond the deadband delivered within one cadence",
             f"{left} values left outside their deadband",
@@ -426,10 +443,11 @@ def targets_table(messages: Table | None, scale: list[tuple[str, FleetResult]]) 
     shipped = [r for variant, r in scale if variant == "as shipped" and r.gateways == 500]
     if shipped:
         r = shipped[0]
+        share = served(r, nominal, FLEET_MIX) or 0.0
         table.add(
-            "500 gateways under one core",
-            f"{r.bridge_cpu:.2f} cores",
-            "yes" if r.bridge_cpu < CPU_TARGET else "no",
+            "500 gateways under one core, keeping the default cadences",
+            f"{r.bridge_cpu:.2f} cores, {share:.0f}% of the requests the cadences ask for",
+            "yes" if r.bridge_cpu < CPU_TARGET and share >= NOMINAL_SHARE else "no",
         )
         table.add(
             "500 gateways under 500 MB",
@@ -444,12 +462,14 @@ def targets_table(messages: Table | None, scale: list[tuple[str, FleetResult]]) 
 # -- the whole suite ------------------------------------------------------------------------
 
 
-async def run(plan: Plan, out: Path, work: Path, sections: set[str]) -> list[Table]:
-    """Run the chosen sections and write every table as CSV into `out`."""
+async def run(
+    plan: Plan, out: Path, work: Path, sections: set[str], *, profile: bool = False
+) -> list[Table]:
+    """Run the chosen sections (and the profile) and write every table as CSV into `out`."""
     tables = [show(machine(plan.mode))]
     if "cpu" in sections:
         tables.append(await cpu_section(plan))
-    messages: Table | None = None
+    merged: dict[str, dict[str, Any]] = {}
     nominal: dict[str, float] = {}
     days: asyncio.Task[dict[str, dict[str, Any]]] | None = None
     if "day" in sections:
@@ -461,8 +481,8 @@ async def run(plan: Plan, out: Path, work: Path, sections: set[str]) -> list[Tab
         }
         tables.append(rss_table(single))
     if days is not None:
-        day = day_tables(await days)
-        messages = day[0]
+        merged = await days
+        day = day_tables(merged)
         nominal = nominal_rates(day[3])
         tables += day
     scale: list[tuple[str, FleetResult]] = []
@@ -477,7 +497,18 @@ async def run(plan: Plan, out: Path, work: Path, sections: set[str]) -> list[Tab
             )
             scale.append(("shared TLS context", result))
         tables.append(scale_table(scale, nominal, FLEET_MIX))
-    tables.append(targets_table(messages, scale))
+    if profile:
+        count, window = plan.profile
+        stats = work / "bridge.prof"
+        await run_fleet(
+            count,
+            FLEET_MIX,
+            window,
+            work / f"profile-{count}",
+            bridge=BridgeCommand(PROFILED, profile=stats),
+        )
+        tables += [show(t) for t in profile_tables(stats, count)]
+    tables.append(targets_table(merged, scale, nominal))
     for table in tables:
         table.write_csv(out)
     return tables
@@ -489,6 +520,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short windows, 10 gateways only")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the CSVs go")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the largest fleet with the bridge under cProfile (about 2 minutes)",
+    )
+    parser.add_argument(
         "--only",
         default="cpu,day,rss,scale",
         help="comma-separated sections to run (cpu, day, rss, scale)",
@@ -497,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="envoy2mqtt-bench-") as work:
-        asyncio.run(run(plan, args.out, Path(work), set(args.only.split(","))))
+        sections = set(args.only.split(","))
+        asyncio.run(run(plan, args.out, Path(work), sections, profile=args.profile))
     print(f"CSVs in {args.out}; {time.monotonic() - started:.0f} s in all", flush=True)
     return 0
 

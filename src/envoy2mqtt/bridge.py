@@ -17,6 +17,7 @@ from pyenphase.models.meters import EnvoyMeterData
 
 from envoy2mqtt import derived
 from envoy2mqtt.envoy import (
+    CertificateChanged,
     GatewayAuthError,
     GatewayClient,
     GatewayError,
@@ -119,7 +120,8 @@ class Bridge:
                     await self._poll(client, info)
             except GatewayError as err:
                 self._mark(ok=False, err=err, force=True)
-                level = logging.ERROR if isinstance(err, GatewayAuthError) else logging.WARNING
+                refused = isinstance(err, GatewayAuthError | CertificateChanged)
+                level = logging.ERROR if refused else logging.WARNING
                 log.log(level, "gateway %s: %s; retrying in %.0f s", self.settings.host, err, delay)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
             delay = min(delay * 2, RECONNECT_MAX)

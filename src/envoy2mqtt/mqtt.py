@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 import time
 import uuid
@@ -276,6 +277,8 @@ class MqttLink:
             tls_context=tls_context,
             tls_insecure=opts.tls_insecure if opts.tls else None,
             timeout=PUBLISH_TIMEOUT,
+            # urgent states and events must not wait for Nagle's algorithm
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
     def _where(self) -> str:
