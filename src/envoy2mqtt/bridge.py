@@ -33,6 +33,8 @@ from envoy2mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
+# offline after two failed reads in a row: two fast-lane cycles for a gateway that answers
+# errors or refuses connections, at most 2 x REQUEST_TIMEOUT + two cycles for one that hangs
 OFFLINE_AFTER_FAILURES = 2
 BATTERY_SAVE_EVERY = 300.0
 RECONNECT_MIN = 2.0

@@ -1,8 +1,11 @@
 """The MQTT edge: the only module that imports aiomqtt.
 
 Publishing never blocks the caller: messages go to an outbox that survives broker outages.
-Events wait in order in a bounded queue (oldest dropped only past ``event_buffer``); retained
-states coalesce to the newest value per topic. Urgent messages jump the queue.
+Events wait in order in a bounded queue: ``event_buffer`` events (MQTT_EVENT_BUFFER, default
+10 000), the oldest dropped (and counted) only past that, each keeping the payload and the time
+it was raised; they are QoS 1 and stay at the head of the queue until the broker acknowledges
+them, so a reconnect may deliver one twice (same id), never lose it. Retained states coalesce
+to the newest value per topic. Urgent messages jump the queue.
 """
 
 from __future__ import annotations
