@@ -399,7 +399,7 @@ class GatewayClient:
                 kind = str(status["measurementType"])
                 meters[kind] = EnvoyMeterData.from_api(reading, status)
                 channels = reading.get("channels") or []
-                if len(channels) > 1:
+                if len(channels) > 1 and self.envoy.phase_count > 1:  # as pyenphase: no phases on 1
                     phases[kind] = {
                         f"L{i + 1}": EnvoyMeterData.from_api(channel, status)
                         for i, channel in enumerate(channels[: self.envoy.phase_count])
