@@ -81,7 +81,7 @@ def day_chart(rows: list[dict[str, str]], out: Path) -> Path:
     axes.set_xlabel("hour of the simulated day")
     axes.set_ylabel("MQTT messages per hour")
     axes.grid(visible=True, which="both", alpha=0.3)
-    axes.legend(ncol=3, fontsize="small")
+    axes.legend(ncol=3, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axes.set_title("Change detection (solid) against publishing every value read (dotted)")
     figure.savefig(out, dpi=120)
     plt.close(figure)
