@@ -11,16 +11,15 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
-from pyenphase.models.meters import EnvoyMeterData
 
 from envoy2mqtt import derived
 from envoy2mqtt.envoy import GatewayClient, merge_inverters
 from envoy2mqtt.gate import Lane, in_window
+from envoy2mqtt.overlay import LaneReadings
 from envoy2mqtt.settings import Cadence
 from envoy2mqtt.sim import Capture, GatewayStats, SimulatedGateway
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
@@ -50,8 +49,6 @@ class Tick:
 
 
 Action = Callable[[SimulatedGateway], object]
-Meters = tuple[dict[str, EnvoyMeterData | None], dict[str, dict[str, EnvoyMeterData | None]]]
-Battery = tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]
 
 
 class Replay:
@@ -75,9 +72,7 @@ class Replay:
         self._data = EnvoyData()
         self._inverters: EnvoyData | None = None
         # as in Bridge: the fast and battery lanes' newest readings, with when they were read
-        self._grid: tuple[float, str] | None = None
-        self._meters: tuple[float, Meters] | None = None
-        self._battery: tuple[float, Battery] | None = None
+        self._latest = LaneReadings()
         self._grid_read = False
         self._energy = derived.BatteryIntegrator()
 
@@ -169,63 +164,30 @@ class Replay:
             data = await client.read_normal()
             if self._inverters is not None:
                 data = merge_inverters(data, self._inverters)
-            self._forget_before(now)
-            if self._grid is None:
+            self._latest.forget_before(now)
+            if self._latest.grid is None:
                 self._grid_read = True
-            self._data = self._overlay(data)
+            self._data = self._latest.over(data)
         elif lane == Lane.SLOW:
             self._inverters = await client.read_inverters()
             self._data = merge_inverters(self._data, self._inverters)
         elif lane == Lane.BATTERY:
-            self._battery = (now, await client.read_battery())
-            self._data = self._overlay(self._data)
+            self._latest.battery = (now, await client.read_battery())
+            self._data = self._latest.over(self._data)
         else:
             if self._has_cts():
                 meters = await client.read_meters()
                 if meters[0]:
-                    self._meters = (now, meters)
+                    self._latest.meters = (now, meters)
             state: str | None = None
             if self._data.enpower is not None:
                 state = await client.read_grid()
             elif self._data.collar is not None:
                 state = await client.read_collar()
             if state is not None:
-                self._grid = (now, state)
+                self._latest.grid = (now, state)
                 self._grid_read = True
-            self._data = self._overlay(self._data)
-
-    def _overlay(self, data: EnvoyData) -> EnvoyData:
-        """`Bridge._overlay`: the fast and battery lanes' readings laid over `data`."""
-        if self._grid is not None:
-            state = self._grid[1]
-            if data.enpower is not None:
-                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
-            elif data.collar is not None:
-                data = replace(data, collar=replace(data.collar, grid_state=state))
-        if self._meters is not None:
-            meters, phases = self._meters[1]
-            data = replace(
-                data,
-                ctmeters={**data.ctmeters, **meters},
-                ctmeters_phases={**data.ctmeters_phases, **phases},
-            )
-        if self._battery is not None:
-            aggregate, units = self._battery[1]
-            data = replace(
-                data,
-                encharge_aggregate=aggregate,
-                encharge_power={**(data.encharge_power or {}), **units},
-            )
-        return data
-
-    def _forget_before(self, started: float) -> None:
-        """`Bridge._forget_before`: drop lane readings no newer than a full reading."""
-        if self._grid is not None and self._grid[0] <= started:
-            self._grid = None
-        if self._meters is not None and self._meters[0] <= started:
-            self._meters = None
-        if self._battery is not None and self._battery[0] <= started:
-            self._battery = None
+            self._data = self._latest.over(self._data)
 
 
 def midnight_utc(now: float) -> float:

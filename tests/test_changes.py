@@ -93,3 +93,18 @@ def test_debounce_needs_consecutive_reads() -> None:
     assert debounce.feed("grid", "on-grid") == "on-grid"  # a glitch: no flap
     assert debounce.feed("grid", "off-grid") == "on-grid"
     assert debounce.feed("grid", "off-grid") == "off-grid"
+
+
+def test_debounce_says_when_a_change_awaits_confirmation() -> None:
+    debounce = Debouncer(reads=3)
+    debounce.feed("grid", "on-grid")
+    assert not debounce.pending("grid")
+    debounce.feed("grid", "off-grid")
+    assert debounce.pending("grid")
+    debounce.feed("grid", "off-grid")
+    assert debounce.pending("grid")  # two of three reads
+    assert debounce.feed("grid", "off-grid") == "off-grid"
+    assert not debounce.pending("grid")
+    debounce.feed("grid", "on-grid")
+    debounce.feed("grid", "off-grid")  # contradicted: back to the believed state
+    assert not debounce.pending("grid")

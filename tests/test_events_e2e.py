@@ -87,6 +87,9 @@ async def test_outage_published_once_glitches_ignored_restore_detected(
             arrived = next(r.t for r in records if r.topic == event_topic)
             reads = [r for r in gateway.stats.log if r.path == RELAY and flip < r.start < arrived]
             assert len(reads) == 2  # debounce 2: published on the second read, not later
+            # the confirming read follows GRID_CONFIRM_DELAY (0.15 s) after the first, not a
+            # whole fast interval (1 s)
+            assert reads[1].start - reads[0].end < 0.5
             await answered(gateway, RELAY, after=arrived, count=2)  # time to flap, if it would
             retained = await collect("127.0.0.1", port, grid_topic, until=bool, timeout=5)
             fresh = await collect("127.0.0.1", port, event_topic, timeout=0.5)

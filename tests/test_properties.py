@@ -11,6 +11,7 @@ invalid may reach the (recording) link.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import json
@@ -27,6 +28,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from pyenphase import Envoy
 from pyenphase.exceptions import EnvoyAuthenticationRequired
 from pyenphase.firmware import EnvoyFirmware
@@ -41,6 +43,7 @@ from envoy2mqtt.envoy import (
     merge_inverters,
     translated,
 )
+from envoy2mqtt.overlay import LaneReadings
 from envoy2mqtt.publisher import GatewayPublisher, PublishOptions
 from envoy2mqtt.sim import Capture, load_capture
 from envoy2mqtt.sim.capture import file_name
@@ -270,6 +273,12 @@ async def connect(envoy: Envoy) -> None:
         await envoy.probe()
 
 
+def noted(what: str) -> None:
+    """Count what happened for hypothesis' statistics (nothing outside a hypothesis test)."""
+    with contextlib.suppress(InvalidArgument):
+        event(what)
+
+
 async def read_like_the_bridge(replay: Replay) -> tuple[GatewayInfo, EnvoyData] | None:
     """Connect and read every lane as the bridge does; None where the edge said GatewayError."""
     async with aiohttp.ClientSession() as unused:
@@ -277,7 +286,7 @@ async def read_like_the_bridge(replay: Replay) -> tuple[GatewayInfo, EnvoyData] 
         try:
             await connect(client.envoy)
         except GatewayError as err:
-            event(f"connect: {type(err).__name__}")
+            noted(f"connect: {type(err).__name__}")
             return None
         info = client.info()
         data = EnvoyData()
@@ -285,39 +294,28 @@ async def read_like_the_bridge(replay: Replay) -> tuple[GatewayInfo, EnvoyData] 
             try:
                 data = merge_inverters(data, await read()) if data.raw else await read()
             except GatewayError as err:
-                event(f"{read.__name__}: {type(err).__name__}")
+                noted(f"{read.__name__}: {type(err).__name__}")
         data = await overlay_fast_lanes(client, data)
         return info, data
 
 
 async def overlay_fast_lanes(client: GatewayClient, data: EnvoyData) -> EnvoyData:
     """The fast and battery lanes' readings laid over `data`, as the bridge does."""
+    lanes = LaneReadings()
     try:
-        if data.enpower is not None and (state := await client.read_grid()) is not None:
-            data = dataclasses.replace(
-                data, enpower=dataclasses.replace(data.enpower, mains_oper_state=state)
-            )
-        if data.collar is not None and (state := await client.read_collar()) is not None:
-            data = dataclasses.replace(
-                data, collar=dataclasses.replace(data.collar, grid_state=state)
-            )
+        state: str | None = None
+        if data.enpower is not None:
+            state = await client.read_grid()
+        elif data.collar is not None:
+            state = await client.read_collar()
+        lanes.grid = (1.0, state) if state is not None else None
         if any(meter is not None for meter in data.ctmeters.values()):
-            meters, phases = await client.read_meters()
-            data = dataclasses.replace(
-                data,
-                ctmeters={**data.ctmeters, **meters},
-                ctmeters_phases={**data.ctmeters_phases, **phases},
-            )
+            lanes.meters = (1.0, await client.read_meters())
         if data.encharge_aggregate is not None:
-            aggregate, units = await client.read_battery()
-            data = dataclasses.replace(
-                data,
-                encharge_aggregate=aggregate,
-                encharge_power={**(data.encharge_power or {}), **units},
-            )
+            lanes.battery = (1.0, await client.read_battery())
     except GatewayError as err:
-        event(f"fast lanes: {type(err).__name__}")
-    return data
+        noted(f"fast lanes: {type(err).__name__}")
+    return lanes.over(data)
 
 
 def publish(

@@ -7,13 +7,10 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
-from pyenphase.models.meters import EnvoyMeterData
 
 from envoy2mqtt import derived
 from envoy2mqtt.envoy import (
@@ -25,6 +22,7 @@ from envoy2mqtt.envoy import (
     merge_inverters,
 )
 from envoy2mqtt.gate import Lane, Pace, current_lane, in_window
+from envoy2mqtt.overlay import LaneReadings
 from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.publisher import GatewayPublisher, Link, PublishOptions
 from envoy2mqtt.settings import GatewaySettings
@@ -39,9 +37,6 @@ OFFLINE_AFTER_FAILURES = 2
 BATTERY_SAVE_EVERY = 300.0
 RECONNECT_MIN = 2.0
 RECONNECT_MAX = 300.0
-
-Meters = tuple[dict[str, EnvoyMeterData | None], dict[str, dict[str, EnvoyMeterData | None]]]
-Battery = tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]
 
 
 class Bridge:
@@ -76,11 +71,9 @@ class Bridge:
         self._inverters: EnvoyData | None = None
         self._failures = 0
         self._reauthed = False
-        # the fast and battery lanes' newest readings as (time.monotonic() when read, reading),
-        # laid over every merge so an older reading from another lane never replaces them
-        self._grid: tuple[float, str] | None = None
-        self._meters: tuple[float, Meters] | None = None
-        self._battery: tuple[float, Battery] | None = None
+        # the fast and battery lanes' newest readings (time.monotonic() when read), laid over
+        # every merge so an older reading from another lane never replaces them
+        self._lanes = LaneReadings()
         self._grid_read = False  # a new grid reading since the last publish (for the debounce)
         self.processing: list[float] = []
         self.on_processed: Callable[[float], None] | None = None
@@ -165,18 +158,40 @@ class Bridge:
         current_lane.set(lane)
         await self._wait(lane, base)
         while True:
-            try:
-                await read()
-            except GatewayAuthError as err:
-                self.pace.observe(0.0, ok=False)
-                await self._reauthenticate(err)
-            except GatewayError as err:
-                self.pace.observe(0.0, ok=False)
-                self._mark(ok=False, err=err)
-            else:
-                self._mark(ok=True)
-                self._publish(info)
+            read_ok = await self._cycle(read, info)
+            if lane == Lane.FAST and read_ok:
+                await self._confirm_grid(info)
             await self._wait(lane, base)
+
+    async def _cycle(self, read: Callable[[], Awaitable[None]], info: GatewayInfo) -> bool:
+        """One read and, when it worked, one publish; whether it worked."""
+        try:
+            await read()
+        except GatewayAuthError as err:
+            self.pace.observe(0.0, ok=False)
+            await self._reauthenticate(err)
+        except GatewayError as err:
+            self.pace.observe(0.0, ok=False)
+            self._mark(ok=False, err=err)
+        else:
+            self._mark(ok=True)
+            self._publish(info)
+            return True
+        return False
+
+    async def _confirm_grid(self, info: GatewayInfo) -> None:
+        """A changed grid status: read it again soon, until believed or contradicted.
+
+        The debounce wants GRID_DEBOUNCE consecutive reads of the new state; waiting a whole
+        fast interval for each would add a second per read to an outage's news. A read
+        `grid_confirm` later still filters one-read glitches, at one extra relay request.
+        """
+        for _ in range(self.options.grid_debounce - 1):
+            if self.publisher is None or not self.publisher.grid_unconfirmed:
+                return
+            await asyncio.sleep(self.pace.interval(self.settings.cadence.grid_confirm))
+            if not await self._cycle(self._read_grid, info):
+                return
 
     async def _wait(self, lane: Lane, base: float) -> None:
         """Sleep one interval; every lane but the fast one also sits out the quiet window."""
@@ -200,10 +215,10 @@ class Bridge:
         data = await self.client.read_normal()
         if self._inverters is not None:
             data = merge_inverters(data, self._inverters)
-        self._forget_before(started)
-        if self._grid is None:
+        self._lanes.forget_before(started)
+        if self._lanes.grid is None:
             self._grid_read = True  # the relay state in this reading is the newest there is
-        self._data = self._overlay(data)
+        self._data = self._lanes.over(data)
 
     async def _read_inverters(self) -> None:
         assert self.client is not None
@@ -215,54 +230,25 @@ class Bridge:
         if self._has_cts():
             meters = await self.client.read_meters()
             if meters[0]:
-                self._meters = (time.monotonic(), meters)
-        state: str | None = None  # read last: an outage is published the moment it is read
+                self._lanes.meters = (time.monotonic(), meters)
+        await self._read_grid()  # read last: an outage is published the moment it is read
+
+    async def _read_grid(self) -> None:
+        assert self.client is not None
+        state: str | None = None
         if self._data.enpower is not None:
             state = await self.client.read_grid()
         elif self._data.collar is not None:
             state = await self.client.read_collar()
         if state is not None:
-            self._grid = (time.monotonic(), state)
+            self._lanes.grid = (time.monotonic(), state)
             self._grid_read = True
-        self._data = self._overlay(self._data)
+        self._data = self._lanes.over(self._data)
 
     async def _read_battery(self) -> None:
         assert self.client is not None
-        self._battery = (time.monotonic(), await self.client.read_battery())
-        self._data = self._overlay(self._data)
-
-    def _overlay(self, data: EnvoyData) -> EnvoyData:
-        """`data` with the fast and battery lanes' readings laid over it."""
-        if self._grid is not None:
-            state = self._grid[1]
-            if data.enpower is not None:
-                data = replace(data, enpower=replace(data.enpower, mains_oper_state=state))
-            elif data.collar is not None:
-                data = replace(data, collar=replace(data.collar, grid_state=state))
-        if self._meters is not None:
-            meters, phases = self._meters[1]
-            data = replace(
-                data,
-                ctmeters={**data.ctmeters, **meters},
-                ctmeters_phases={**data.ctmeters_phases, **phases},
-            )
-        if self._battery is not None:
-            aggregate, units = self._battery[1]
-            data = replace(
-                data,
-                encharge_aggregate=aggregate,
-                encharge_power={**(data.encharge_power or {}), **units},
-            )
-        return data
-
-    def _forget_before(self, started: float) -> None:
-        """Drop lane readings older than a full reading that began at `started`."""
-        if self._grid is not None and self._grid[0] <= started:
-            self._grid = None
-        if self._meters is not None and self._meters[0] <= started:
-            self._meters = None
-        if self._battery is not None and self._battery[0] <= started:
-            self._battery = None
+        self._lanes.battery = (time.monotonic(), await self.client.read_battery())
+        self._data = self._lanes.over(self._data)
 
     async def _reauthenticate(self, err: GatewayAuthError) -> None:
         """On 401/403: re-check the token, renewing it once if refused; then the pace backs off."""

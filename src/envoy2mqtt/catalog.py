@@ -176,7 +176,15 @@ GATEWAY = GatewayMetrics(
             urgent=True,
             description="on-grid / off-grid, from the Enpower relay or the IQ Meter Collar",
         ),
-    )
+    ),
+    inputs=(
+        "system_production",
+        "system_consumption",
+        "system_net_consumption",
+        "ctmeters",
+        "enpower",
+        "collar",
+    ),
 )
 
 SOURCES: tuple[Source, ...] = (

@@ -47,6 +47,7 @@ def _flag(name: str) -> Callable[[EnvoyACB], Value | None]:
 ACB_UNITS = Family(
     kind="acb",
     members=_units,
+    inputs=("acb_inventory",),
     describe=_describe,
     metrics=(
         BATTERY_LEVEL("soc", "State of charge", _field("percent_full"), "This battery's charge"),

@@ -64,5 +64,6 @@ AUTH: Source = GatewayMetrics(
             category=DIAGNOSTIC,
             icon="mdi:shield-alert",
         ),
-    )
+    ),
+    inputs=("auth",),
 )

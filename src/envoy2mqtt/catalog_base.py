@@ -23,6 +23,7 @@ from envoy2mqtt.metric import (
     WH,
     A,
     GatewayMetrics,
+    Inputs,
     Metric,
     Reading,
     V,
@@ -197,6 +198,11 @@ class Gated:
 
     present: Callable[[EnvoyData], bool]
     source: GatewayMetrics
+
+    @property
+    def inputs(self) -> Inputs:
+        """The inner source's inputs (which cover what `present` reads)."""
+        return self.source.inputs
 
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
         """The source's readings, or none when the equipment is absent."""

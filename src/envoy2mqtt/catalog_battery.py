@@ -259,6 +259,18 @@ BATTERY = Gated(
                 "AC Batteries reporting",
                 category=DIAGNOSTIC,
             ),
-        )
+        ),
+        inputs=(
+            "battery_aggregate",
+            "encharge_aggregate",
+            "encharge_inventory",
+            "encharge_power",
+            "acb_power",
+            "acb_inventory",
+            "ctmeters",
+            "system_consumption",
+            "tariff",
+            "derived",
+        ),
     ),
 )

@@ -77,6 +77,7 @@ def _milli(name: str) -> Callable[[EnchargeUnit], Value | None]:
 BATTERIES = Family(
     kind="battery",
     members=_units,
+    inputs=("encharge_inventory", "encharge_power"),
     describe=_describe,
     metrics=(
         BATTERY_LEVEL("soc", "State of charge", _unit_soc, "This battery's state of charge"),

@@ -107,6 +107,7 @@ def _one(device: E | None) -> Mapping[str, E]:
 ENPOWERS: Family[EnvoyEnpower] = Family(
     kind="enpower",
     members=lambda snap: _one(snap.data.enpower),
+    inputs=("enpower",),
     describe=_describe("enpower", "IQ System Controller"),
     metrics=(
         ENUM(
@@ -167,6 +168,7 @@ ENPOWERS: Family[EnvoyEnpower] = Family(
 COLLARS: Family[EnvoyCollar] = Family(
     kind="collar",
     members=lambda snap: _one(snap.data.collar),
+    inputs=("collar",),
     describe=_describe("collar", "IQ Meter Collar"),
     metrics=(
         TEXT("grid_state", "Grid state", _field("grid_state"), "on_grid / off_grid, as reported"),
@@ -187,6 +189,7 @@ COLLARS: Family[EnvoyCollar] = Family(
 C6_COMBINERS: Family[EnvoyC6CC] = Family(
     kind="c6cc",
     members=lambda snap: _one(snap.data.c6cc),
+    inputs=("c6cc",),
     describe=_describe("c6cc", "C6 Combiner Controller"),
     metrics=(
         TEXT(

@@ -64,5 +64,6 @@ DIAGNOSTICS = GatewayMetrics(
             "The CTs enabled in the gateway, e.g. 'production, net-consumption'",
             category=DIAGNOSTIC,
         ),
-    )
+    ),
+    inputs=("gateway",),
 )

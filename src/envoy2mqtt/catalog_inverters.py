@@ -120,6 +120,7 @@ def _entry(read: Callable[[InventoryEntry], object]) -> Callable[[Inverter], Val
 INVERTERS = Family(
     kind="inverter",
     members=_inverters,
+    inputs=("inverters", "raw", "acb_inventory"),
     describe=_describe,
     metrics=(
         POWER_W(

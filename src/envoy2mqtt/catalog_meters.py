@@ -121,6 +121,7 @@ def _phases() -> tuple[Metric[CtMeter], ...]:
 METERS = Family(
     kind="ct",
     members=_meters,
+    inputs=("ctmeters", "ctmeters_phases"),
     describe=_describe,
     metrics=(
         *_totals(),

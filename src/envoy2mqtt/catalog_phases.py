@@ -90,4 +90,11 @@ def _metrics() -> tuple[Metric[Snapshot], ...]:
     )
 
 
-PHASE_METRICS = GatewayMetrics(_metrics())
+PHASE_METRICS = GatewayMetrics(
+    _metrics(),
+    inputs=(
+        "system_production_phases",
+        "system_consumption_phases",
+        "system_net_consumption_phases",
+    ),
+)

@@ -54,6 +54,7 @@ def _setting(name: str) -> Callable[[DryContact], Value | None]:
 DRY_CONTACTS = Family(
     kind="dry_contact",
     members=_contacts,
+    inputs=("dry_contact_status", "dry_contact_settings"),
     describe=_describe_contact,
     metrics=(
         ENUM(
@@ -151,6 +152,7 @@ def _relay(name: str) -> Callable[[EnvoyData], Value | None]:
 GENERATORS = Family(
     kind="generator",
     members=_generators,
+    inputs=("generator", "generator_config", "generator_mode"),
     describe=_describe_generator,
     metrics=(
         ENUM(

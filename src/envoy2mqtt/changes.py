@@ -139,3 +139,7 @@ class Debouncer:
             return value
         self._candidate[key] = (value, count)
         return stable
+
+    def pending(self, key: str) -> bool:
+        """Whether a new state has been read but not yet read often enough to be believed."""
+        return key in self._candidate

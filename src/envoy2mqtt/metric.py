@@ -92,12 +92,42 @@ class Reading:
     value: Value
 
 
+SNAPSHOT_PARTS: Final = ("gateway", "auth", "derived")
+"""Parts of a snapshot beyond pyenphase's data that a source may read."""
+
+Inputs = tuple[str, ...] | None
+"""The parts of a snapshot a source reads: fields of pyenphase's `EnvoyData`, or one of
+`SNAPSHOT_PARTS`. None: anything (the source is read on every publish)."""
+
+
 class Source(Protocol):
     """Anything that yields readings from a snapshot."""
+
+    @property
+    def inputs(self) -> Inputs:
+        """What the readings depend on: the same objects there, the same readings."""
+        ...
 
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
         """Yield every reading the snapshot has for this source."""
         ...
+
+
+def input_key(snapshot: Snapshot, inputs: tuple[str, ...]) -> tuple[object, ...]:
+    """The objects a source's readings depend on, in `inputs` order."""
+    return tuple(
+        getattr(snapshot, name) if name in SNAPSHOT_PARTS else getattr(snapshot.data, name)
+        for name in inputs
+    )
+
+
+def same_objects(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    """Whether two input keys hold the very same objects (identity, not equality).
+
+    The lanes replace what they read and keep every other part of the data as it was, so an
+    unchanged object means unchanged readings; comparing by identity costs next to nothing.
+    """
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +135,7 @@ class GatewayMetrics:
     """Metrics of the gateway as a whole."""
 
     metrics: tuple[Metric[Snapshot], ...]
+    inputs: Inputs = None
 
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
         """Yield the metrics the gateway has data for."""
@@ -122,6 +153,7 @@ class Family(Generic[T]):
     members: Callable[[Snapshot], Mapping[str, T]]
     describe: Callable[[str, T, Snapshot], Device]
     metrics: tuple[Metric[T], ...]
+    inputs: Inputs = None
 
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
         """Yield the metrics of every member device."""

@@ -17,7 +17,7 @@ from envoy2mqtt.discovery import (
     entity_configs,
 )
 from envoy2mqtt.events import GRID, EventDetector
-from envoy2mqtt.metric import Entity, Reading, Value
+from envoy2mqtt.metric import Entity, Reading, Value, input_key, same_objects
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.summary import summary_json
 from envoy2mqtt.topics import Topics
@@ -93,6 +93,7 @@ class GatewayPublisher:
     _grid: Value | None = None  # the debounced grid status
     _by_source: dict[int, dict[str, Reading]] = field(default_factory=dict)
     _broken: set[int] = field(default_factory=set)  # sources whose reader failed last time
+    _inputs: dict[int, tuple[object, ...]] = field(default_factory=dict)  # read from these
 
     def __post_init__(self) -> None:
         self.changes = ChangeDetector(heartbeat=self.options.heartbeat)
@@ -140,11 +141,21 @@ class GatewayPublisher:
     def _readings(self, snapshot: Snapshot) -> dict[str, Reading]:
         """The catalog's readings, one source at a time.
 
+        A source is read again only when something it reads is a new object (see
+        `metric.same_objects`): a fast-lane publish re-reads the grid and CT sources, not 60
+        inverters.
+
         A source whose reader fails on data no capture had keeps its last good readings
         (logged once, with the traceback) instead of taking the whole gateway down.
         """
         out: dict[str, Reading] = {}
         for index, source in enumerate(catalog.SOURCES):
+            key = input_key(snapshot, source.inputs) if source.inputs is not None else None
+            known = self._inputs.get(index)
+            if key is not None and known is not None and same_objects(known, key):
+                out.update(self._by_source[index])  # nothing it reads changed
+                continue
+            self._inputs.pop(index, None)
             try:
                 fresh = {reading.entity.path: reading for reading in source.readings(snapshot)}
             except Exception:
@@ -160,6 +171,8 @@ class GatewayPublisher:
             else:
                 self._broken.discard(index)
                 self._by_source[index] = fresh
+                if key is not None:
+                    self._inputs[index] = key
             out.update(fresh)
         return out
 
@@ -205,6 +218,11 @@ class GatewayPublisher:
         self._summary, self._summary_pending, self._summary_at = payload, None, now
         self.link.publish(self.topics.summary(self.info.serial), payload, retain=True)
         return 1
+
+    @property
+    def grid_unconfirmed(self) -> bool:
+        """A changed grid status was read and awaits its confirming read (the debounce)."""
+        return self.debounce.pending(GRID)
 
     # -- availability and discovery -----------------------------------------------------------
 

@@ -36,6 +36,8 @@ class Cadence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fast: Annotated[float, Field(ge=0.2, le=60)] = 1.0
+    # a changed grid status is read again this soon, not a whole fast interval later
+    grid_confirm: Annotated[float, Field(ge=0.05, le=10)] = 0.15
     battery: Annotated[float, Field(ge=1, le=300)] = 5.0
     normal: Annotated[float, Field(ge=5, le=3600)] = 60.0
     inverters: Annotated[float, Field(ge=30, le=3600)] = 300.0
@@ -90,6 +92,7 @@ class Settings(BaseSettings):
 
     poll_interval: Annotated[float, Field(ge=5, le=3600)] = 60.0
     fast_interval: Annotated[float, Field(ge=0.2, le=60)] = 1.0
+    grid_confirm_delay: Annotated[float, Field(ge=0.05, le=10)] = 0.15
     battery_interval: Annotated[float, Field(ge=1, le=300)] = 5.0
     inverter_interval: Annotated[float, Field(ge=30, le=3600)] = 300.0
     quiet_window: str = "22:58-23:06"
@@ -171,6 +174,7 @@ class Settings(BaseSettings):
         start, end = parse_quiet_window(self.quiet_window)
         return Cadence(
             fast=self.fast_interval,
+            grid_confirm=self.grid_confirm_delay,
             battery=self.battery_interval,
             normal=self.poll_interval,
             inverters=self.inverter_interval,
