@@ -172,7 +172,8 @@ class Replay:
             self._inverters = await client.read_inverters()
             self._data = merge_inverters(self._data, self._inverters)
         elif lane == Lane.BATTERY:
-            self._latest.battery = (now, await client.read_battery())
+            combined = self._data.battery_aggregate is not None
+            self._latest.battery = (now, await client.read_battery(combined=combined))
             self._data = self._latest.over(self._data)
         else:
             if self._has_cts():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -14,6 +16,8 @@ from pyenphase.models.envoy import EnvoyData
 from envoy2mqtt.app import App
 from envoy2mqtt.settings import Settings
 from envoy2mqtt.sim import SimulatedGateway
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def bridge_settings(
@@ -61,3 +65,15 @@ async def oracle(gateway: SimulatedGateway) -> EnvoyData:
         return await envoy.update()
     finally:
         await envoy.close()
+
+
+def benchmark_main(script: str) -> Callable[[Sequence[str]], int]:
+    """The `main` of benchmarks/<script>.py (benchmarks/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    main: Callable[[Sequence[str]], int] = module.main
+    return main

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "event_latency.py"
-
-
-def benchmark_main() -> Callable[[Sequence[str]], int]:
-    """The benchmark's `main` (benchmarks/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("event_latency", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    main: Callable[[Sequence[str]], int] = module.main
-    return main
+from tests.harness import benchmark_main
 
 
 def test_event_latency_quick_reports_the_table_and_no_overlap(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = benchmark_main()(["--quick", "--out", str(tmp_path)])
+    code = benchmark_main("event_latency")(["--quick", "--out", str(tmp_path)])
     report = capsys.readouterr().out
     assert code == 0, report
     for row in (

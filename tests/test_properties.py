@@ -312,7 +312,8 @@ async def overlay_fast_lanes(client: GatewayClient, data: EnvoyData) -> EnvoyDat
         if any(meter is not None for meter in data.ctmeters.values()):
             lanes.meters = (1.0, await client.read_meters())
         if data.encharge_aggregate is not None:
-            lanes.battery = (1.0, await client.read_battery())
+            combined = data.battery_aggregate is not None
+            lanes.battery = (1.0, await client.read_battery(combined=combined))
     except GatewayError as err:
         noted(f"fast lanes: {type(err).__name__}")
     return lanes.over(data)

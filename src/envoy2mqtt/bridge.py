@@ -247,7 +247,8 @@ class Bridge:
 
     async def _read_battery(self) -> None:
         assert self.client is not None
-        self._lanes.battery = (time.monotonic(), await self.client.read_battery())
+        combined = self._data.battery_aggregate is not None  # AC Batteries too
+        self._lanes.battery = (time.monotonic(), await self.client.read_battery(combined=combined))
         self._data = self._lanes.over(self._data)
 
     async def _reauthenticate(self, err: GatewayAuthError) -> None:

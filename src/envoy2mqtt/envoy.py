@@ -31,6 +31,7 @@ from pyenphase.exceptions import (
     EnvoyAuthenticationRequired,
     EnvoyError,
 )
+from pyenphase.models.acb import EnvoyBatteryAggregate
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import EnvoyMeterData
@@ -40,6 +41,7 @@ from pyenphase.updaters.device_data_inverters import EnvoyDeviceDataInvertersUpd
 from pyenphase.updaters.inventory import EnvoyInventoryUpdater
 
 from envoy2mqtt.gate import Gate, Handler, polite
+from envoy2mqtt.overlay import Battery
 from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.snapshot import AuthStatus, GatewayInfo
 from envoy2mqtt.tokens import TokenError
@@ -406,8 +408,12 @@ class GatewayClient:
                     }
         return meters, phases
 
-    async def read_battery(self) -> tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]:
-        """Battery state of charge and power of each Encharge unit."""
+    async def read_battery(self, *, combined: bool = False) -> Battery:
+        """Battery state of charge and power of each Encharge unit.
+
+        `combined`: the site also has AC Batteries, so /ivp/ensemble/secctrl's totals over
+        both kinds (pyenphase's `battery_aggregate`) are read from the same answer.
+        """
         secctrl = await self.get_json(URL_SECCTRL)
         power = await self.get_json(URL_BATTERY_POWER)
         async with translated("reading the battery"):
@@ -416,7 +422,8 @@ class GatewayClient:
                 str(unit["serial_num"]): EnvoyEnchargePower.from_api(unit)
                 for unit in (power.get("devices:") or power.get("devices") or [])
             }
-        return aggregate, units
+            both = EnvoyBatteryAggregate.from_api(secctrl) if combined else None
+        return Battery(aggregate, units, both)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
+from pyenphase.models.acb import EnvoyBatteryAggregate
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import EnvoyMeterData
 
 Meters = tuple[dict[str, EnvoyMeterData | None], dict[str, dict[str, EnvoyMeterData | None]]]
 """CT readings by CT type, and per phase by CT type (`GatewayClient.read_meters`)."""
-Battery = tuple[EnvoyEnchargeAggregate, dict[str, EnvoyEnchargePower]]
-"""The battery aggregate and each unit's power (`GatewayClient.read_battery`)."""
+
+
+class Battery(NamedTuple):
+    """One battery-lane reading (`GatewayClient.read_battery`)."""
+
+    aggregate: EnvoyEnchargeAggregate  # the IQ Batteries together
+    units: dict[str, EnvoyEnchargePower]  # each IQ Battery's power
+    combined: EnvoyBatteryAggregate | None = None  # IQ and AC Batteries together, where both
+
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,10 +60,20 @@ class LaneReadings:
             if ctmeters is not data.ctmeters or ctphases is not data.ctmeters_phases:
                 data = replace(data, ctmeters=ctmeters, ctmeters_phases=ctphases)
         if self.battery is not None:
-            aggregate, units = self.battery[1]
-            power = merged(data.encharge_power or {}, units)
-            if aggregate is not data.encharge_aggregate or power is not data.encharge_power:
-                data = replace(data, encharge_aggregate=aggregate, encharge_power=power)
+            battery = self.battery[1]
+            power = merged(data.encharge_power or {}, battery.units)
+            combined = battery.combined or data.battery_aggregate
+            if (
+                battery.aggregate is not data.encharge_aggregate
+                or power is not data.encharge_power
+                or combined is not data.battery_aggregate
+            ):
+                data = replace(
+                    data,
+                    encharge_aggregate=battery.aggregate,
+                    encharge_power=power,
+                    battery_aggregate=combined,
+                )
         return data
 
     def forget_before(self, started: float) -> None:
