@@ -11,8 +11,8 @@ from typing import Final, Self
 from aiohttp import web
 
 from .credentials import ONE_YEAR, OWNER, SIM_TOKEN_KEY, TokenType, make_token
+from .listener import Listener
 
-HOST: Final = "127.0.0.1"
 SESSION_LIFETIME: Final = 3600.0
 SIGN_IN_FIRST: Final = "You need to sign in first"
 
@@ -50,21 +50,20 @@ class SimulatedEnlighten:
         self.logins = 0
         self.token_requests = 0
         self.calls = 0
-        self._port = port
         self._key = token_key
         self._clock = clock
         self._sessions: dict[str, tuple[str, float]] = {}
-        self._runner: web.AppRunner | None = None
+        self._listener = Listener(port=port)
 
     @property
     def port(self) -> int:
         """The TCP port (known once started)."""
-        return self._port
+        return self._listener.port
 
     @property
     def url(self) -> str:
         """Base URL, `http://127.0.0.1:PORT`."""
-        return f"http://{HOST}:{self._port}"
+        return self._listener.url
 
     @property
     def login_url(self) -> str:
@@ -81,11 +80,7 @@ class SimulatedEnlighten:
         app = web.Application()
         app.router.add_post("/login/login.json", self._login)
         app.router.add_post("/tokens", self._token)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, self._port)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        await self._listener.start(app)
         return self
 
     async def __aexit__(
@@ -94,10 +89,8 @@ class SimulatedEnlighten:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop serving; requests in flight get a moment to finish."""
+        await self._listener.stop(drop_requests=False)
 
     async def _login(self, request: web.Request) -> web.Response:
         self.calls += 1

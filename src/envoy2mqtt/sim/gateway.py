@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from .credentials import (
 )
 from .drift import Drift
 from .faults import HTML_ERROR_PAGE, Fault, FaultPlan
-from .listener import HOST, Listener
+from .listener import Listener
 from .responder import Responder, html
 from .state import SimState
 from .stats import NO_RESPONSE, GatewayStats
@@ -66,7 +65,6 @@ class SimulatedGateway:
         self.state = SimState(self.capture, serve_relay=serve_relay)
         self.stats = GatewayStats()
         self.latency = latency
-        self._port = port
         self._clock = clock
         self._token_key = token_key
         if utc_offset_s is None:
@@ -82,8 +80,7 @@ class SimulatedGateway:
         )
         self._plan = FaultPlan()
         self._fault_changed = asyncio.Event()
-        self._tls: ssl.SSLContext | None = server_context() if self.uses_tls else None
-        self._listener: Listener | None = None
+        self._listener = Listener(port=port, tls=server_context() if self.uses_tls else None)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -105,17 +102,17 @@ class SimulatedGateway:
     @property
     def port(self) -> int:
         """The TCP port (known once started)."""
-        return self._port
+        return self._listener.port
 
     @property
     def host(self) -> str:
         """`127.0.0.1:PORT`, the form pyenphase's `Envoy(host)` wants."""
-        return f"{HOST}:{self._port}"
+        return self._listener.host
 
     @property
     def url(self) -> str:
         """Base URL, e.g. `https://127.0.0.1:PORT`."""
-        return f"{'https' if self.uses_tls else 'http'}://{self.host}"
+        return self._listener.url
 
     def make_token(self, *, lifetime: float = ONE_YEAR, token_type: TokenType = OWNER) -> str:
         """A token this gateway accepts (same key and clock)."""
@@ -197,13 +194,12 @@ class SimulatedGateway:
         )
         previous, self._fault_changed = self._fault_changed, asyncio.Event()
         previous.set()
-        if self._listener is None:
+        if not self._listener.running:
             return
         if fault is Fault.DOWN and not was_down:
             self._listener.close()
         elif was_down and fault is not Fault.DOWN:
             self._listener.open()
-            self._port = self._listener.port
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -225,24 +221,14 @@ class SimulatedGateway:
         """Bind 127.0.0.1 (port 0 picks a free one) and start answering."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        await self._listener.start(
+            app, handler_cancellation=True, listen=self._plan.fault is not Fault.DOWN
         )
-        await runner.setup()
-        self._listener = Listener(runner, port=self._port, tls=self._tls)
-        if self._plan.fault is not Fault.DOWN:
-            self._listener.open()
-            await self._listener.ready()
-            self._port = self._listener.port
 
     async def stop(self) -> None:
         """Close the listener and every connection, hung requests included."""
         self._fault_changed.set()
-        if self._listener is not None:
-            self._listener.close()
-            await self._listener.ready()
-            await self._listener.runner.cleanup()
-            self._listener = None
+        await self._listener.stop()
 
     # -- requests -------------------------------------------------------------------------
 
