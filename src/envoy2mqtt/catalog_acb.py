@@ -24,12 +24,12 @@ from envoy2mqtt.catalog_base import (
     part_attribute,
 )
 from envoy2mqtt.catalog_status import has_problem, status_text
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value, by_id
 from envoy2mqtt.snapshot import Snapshot
 
 
 def _units(snap: Snapshot) -> Mapping[str, EnvoyACB]:
-    return snap.data.acb_inventory or {}
+    return by_id(snap.data.acb_inventory)
 
 
 def _describe(serial: str, unit: EnvoyACB, _snap: Snapshot) -> Device:

@@ -13,7 +13,10 @@ def _iso(moment: datetime | None) -> str | None:
     """An ISO 8601 timestamp in UTC, to the second (Home Assistant's timestamp class)."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
+    try:
+        return moment.astimezone(UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # a moment at the very edge of datetime
+        return None
 
 
 def _expires(snap: Snapshot) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,15 +73,27 @@ def on_off(value: object) -> str | None:
     return ON if value else OFF
 
 
+LAST_EPOCH: Final = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second datetime has
+
+
 def iso_time(epoch: object) -> str | None:
-    """Seconds since the epoch (int or numeric text) as an ISO 8601 UTC timestamp."""
+    """Seconds since the epoch (int or numeric text) as an ISO 8601 UTC timestamp.
+
+    The one reader of every epoch the gateway reports: anything that is not a moment after
+    1970 and before the year 10000 (NaN, infinities, negative, zero, absurd) is no value.
+    """
+    if epoch is None or isinstance(epoch, bool):
+        return None
     try:
         seconds = float(epoch)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if seconds <= 0 or isinstance(epoch, bool):
+    if not math.isfinite(seconds) or not 0 < seconds <= LAST_EPOCH:
         return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def celsius_from_fahrenheit(value: object) -> float | None:

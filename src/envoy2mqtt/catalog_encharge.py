@@ -23,7 +23,7 @@ from envoy2mqtt.catalog_base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value, by_id
 from envoy2mqtt.snapshot import Snapshot
 
 
@@ -36,9 +36,8 @@ class EnchargeUnit:
 
 
 def _units(snap: Snapshot) -> Mapping[str, EnchargeUnit]:
-    data = snap.data
-    inventory = data.encharge_inventory or {}
-    power = data.encharge_power or {}
+    inventory = by_id(snap.data.encharge_inventory)
+    power = by_id(snap.data.encharge_power)
     return {
         serial: EnchargeUnit(inventory.get(serial), power.get(serial))
         for serial in sorted({*inventory, *power})

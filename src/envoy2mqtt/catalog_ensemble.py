@@ -24,7 +24,7 @@ from envoy2mqtt.catalog_base import (
     part_attribute,
 )
 from envoy2mqtt.catalog_relays import DRY_CONTACTS, GENERATORS
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Metric, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Metric, Value, by_id
 from envoy2mqtt.snapshot import Snapshot
 
 __all__ = ["C6_COMBINERS", "COLLARS", "DRY_CONTACTS", "ENPOWERS", "GENERATORS"]
@@ -101,7 +101,8 @@ def _describe(kind: str, label: str) -> Callable[[str, E, Snapshot], Device]:
 
 
 def _one(device: E | None) -> Mapping[str, E]:
-    return {device.serial_number: device} if device is not None else {}
+    """The device keyed by its serial number; none without one (see `metric.device_id`)."""
+    return by_id({device.serial_number: device}) if device is not None else {}
 
 
 ENPOWERS: Family[EnvoyEnpower] = Family(

@@ -26,7 +26,7 @@ from envoy2mqtt.catalog_base import (
     part_attribute,
 )
 from envoy2mqtt.catalog_status import has_problem, status_text
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value, by_id, device_id
 from envoy2mqtt.snapshot import Snapshot
 
 
@@ -70,7 +70,7 @@ def inventory(raw: Mapping[str, object], kind: str = "PCU") -> dict[str, Invento
             continue
         devices = group.get("devices")
         for device in devices if isinstance(devices, list) else []:
-            if isinstance(device, dict) and (serial := _text(device.get("serial_num"))):
+            if isinstance(device, dict) and (serial := device_id(_text(device.get("serial_num")))):
                 out[serial] = InventoryEntry.from_json(device)
     return out
 
@@ -86,10 +86,10 @@ class Inverter:
 def _inverters(snap: Snapshot) -> Mapping[str, Inverter]:
     """Microinverters; AC Batteries that pyenphase lists among them are devices of their own."""
     entries = inventory(snap.data.raw)
-    batteries = snap.data.acb_inventory or {}
+    batteries = by_id(snap.data.acb_inventory)
     return {
         serial: Inverter(reading, entries.get(serial))
-        for serial, reading in snap.data.inverters.items()
+        for serial, reading in by_id(snap.data.inverters).items()
         if serial not in batteries
     }
 

@@ -22,7 +22,7 @@ from envoy2mqtt.catalog_base import (
     joined,
     part_attribute,
 )
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Metric, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Metric, Value, by_id
 from envoy2mqtt.snapshot import Snapshot
 
 LABELS: Final[Mapping[str, str]] = {
@@ -46,11 +46,10 @@ class CtMeter:
 
 
 def _meters(snap: Snapshot) -> Mapping[str, CtMeter]:
-    data = snap.data
-    kinds = dict.fromkeys([*data.ctmeters, *data.ctmeters_phases])
+    totals, phases = by_id(snap.data.ctmeters), by_id(snap.data.ctmeters_phases)
     return {
-        str(kind): CtMeter(data.ctmeters.get(kind), data.ctmeters_phases.get(kind) or {})
-        for kind in kinds
+        kind: CtMeter(totals.get(kind), phases.get(kind) or {})
+        for kind in dict.fromkeys([*totals, *phases])
     }
 
 

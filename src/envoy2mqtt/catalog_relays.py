@@ -19,7 +19,7 @@ from envoy2mqtt.catalog_base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value
+from envoy2mqtt.metric import DIAGNOSTIC, Device, Family, Value, by_id, device_id
 from envoy2mqtt.snapshot import Snapshot
 
 GENERATOR_MODES = ("off", "on", "auto")
@@ -34,7 +34,8 @@ class DryContact:
 
 
 def _contacts(snap: Snapshot) -> Mapping[str, DryContact]:
-    status, settings = snap.data.dry_contact_status, snap.data.dry_contact_settings
+    status = by_id(snap.data.dry_contact_status)
+    settings = by_id(snap.data.dry_contact_settings)
     return {
         relay: DryContact(status.get(relay), settings.get(relay))
         for relay in dict.fromkeys([*status, *settings])
@@ -124,7 +125,7 @@ def _generators(snap: Snapshot) -> Mapping[str, EnvoyData]:
     if data.generator is None:
         return {}
     config = data.generator_config
-    return {(config.generator_id if config and config.generator_id else "generator"): data}
+    return {(device_id(config.generator_id) if config else None) or "generator": data}
 
 
 def _describe_generator(generator_id: str, data: EnvoyData, _snap: Snapshot) -> Device:

@@ -15,6 +15,7 @@ Value = int | float | str
 """A published value: a number in SI units or a plain word."""
 
 T = TypeVar("T")
+K = TypeVar("K")
 log = logging.getLogger(__name__)
 
 W: Final = "W"
@@ -156,8 +157,11 @@ class Family(Generic[T]):
     inputs: Inputs = None
 
     def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
-        """Yield the metrics of every member device."""
-        for member_id, member in self.members(snapshot).items():
+        """Yield the metrics of every member device (one without an id is skipped)."""
+        for raw_id, member in self.members(snapshot).items():
+            member_id = device_id(raw_id)
+            if member_id is None:
+                continue
             device = self.describe(member_id, member, snapshot)
             base = f"{self.kind}/{sanitize(member_id)}"
             for metric in self.metrics:
@@ -165,6 +169,33 @@ class Family(Generic[T]):
                 if value is not None:
                     entity = Entity(f"{base}/{metric.key}", metric, device)  # type: ignore[arg-type]
                     yield Reading(entity, value)
+
+
+def device_id(raw: object) -> str | None:
+    """A device's id (its serial number) as text; None, empty or blank: no id, no device.
+
+    Gateways report devices with a null or empty serial number now and then; such a device
+    cannot have a topic of its own, so it is skipped and its siblings still publish.
+    """
+    if raw is None or isinstance(raw, bool):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def by_id(members: Mapping[K, T] | None) -> dict[str, T]:
+    """Devices keyed by their id as text, without those that have none (see `device_id`).
+
+    Every family reads its members through this, so ids compare and sort as strings whatever
+    the gateway sent (a None key among strings would break `sorted`). Where two keys read the
+    same, the first wins.
+    """
+    out: dict[str, T] = {}
+    for raw, member in (members or {}).items():
+        key = device_id(raw)
+        if key is not None:
+            out.setdefault(key, member)
+    return out
 
 
 _broken: set[str] = set()
