@@ -7,12 +7,13 @@ import dataclasses
 from pyenphase.models.acb import EnvoyBatteryAggregate
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
-from pyenphase.models.meters import CtType, EnvoyMeterData
+from pyenphase.models.meters import CtType
 
 from envoy2mqtt.envoy import GatewayClient
 from envoy2mqtt.overlay import Battery, LaneReadings, merged
 from envoy2mqtt.sim import SimulatedGateway
 from envoy2mqtt.tokens import FixedToken
+from tests.test_derived import meter
 
 ACB_SITE = "8.3.5169_ACB_inventory"  # AC Batteries; its secctrl has the combined totals
 
@@ -25,24 +26,6 @@ def aggregate(soc: int) -> EnvoyEnchargeAggregate:
         reserve_state_of_charge=0,
         configured_reserve_state_of_charge=0,
         max_available_capacity=10000,
-    )
-
-
-def meter(watts: int) -> EnvoyMeterData:
-    return EnvoyMeterData(
-        eid="1",
-        timestamp=0,
-        energy_delivered=1,
-        energy_received=2,
-        active_power=watts,
-        power_factor=1.0,
-        voltage=230.0,
-        current=1.0,
-        frequency=50.0,
-        state=None,
-        measurement_type=None,
-        metering_status=None,
-        status_flags=None,
     )
 
 
