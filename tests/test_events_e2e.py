@@ -198,3 +198,48 @@ async def test_battery_events_and_no_overlap_with_every_lane_fast(
     idle = events(recorder.records, topic, "battery")[1]
     assert idle["context"]["battery_power"] == 0
     assert idle["context"]["battery_state"] == "idle"
+
+
+async def test_debounce_three_confirms_quickly_and_a_contradiction_stops_it(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    """GRID_DEBOUNCE=3: two confirming reads GRID_CONFIRM_DELAY apart, not two fast intervals."""
+    port = mosquitto_session.port
+    async with SimulatedGateway(capture=BATTERY_CAPTURE) as gateway:
+        base = f"{unique_prefix}/{gateway.serial}"
+        event_topic = f"{base}/event"
+        settings = bridge_settings(
+            gateway,
+            port,
+            unique_prefix,
+            tmp_path,
+            fast_interval=2.0,
+            grid_debounce=3,
+            grid_confirm_delay=0.1,
+        )
+        async with (
+            Recorder("127.0.0.1", port, f"{unique_prefix}/#") as recorder,
+            running(settings),
+        ):
+            await recorder.wait_for(lambda r: any(x.topic == f"{base}/grid_status" for x in r), 20)
+            # a glitch two reads long: read off-grid, confirmed once, then on-grid again
+            last = (await answered(gateway, RELAY, after=time.monotonic()))[0]
+            gateway.set_grid(False)
+            first = (await answered(gateway, RELAY, after=last.start))[0]
+            second = (await answered(gateway, RELAY, after=first.start))[0]
+            gateway.set_grid(True)
+            third = (await answered(gateway, RELAY, after=second.start))[0]
+            after = (await answered(gateway, RELAY, after=third.start, timeout=5))[0]
+            assert second.start - first.end < 1.0  # confirming, not the next fast read
+            assert third.start - second.end < 1.0
+            assert after.start - third.end > 1.0  # contradicted: back to the fast cadence
+
+            flip = time.monotonic()
+            gateway.set_grid(False)
+            records = await recorder.wait_for(has_event(event_topic, "grid"), timeout=8)
+            arrived = next(r.t for r in records if r.topic == event_topic)
+        reads = [r for r in gateway.stats.log if r.path == RELAY and flip < r.start < arrived]
+        assert len(reads) == 3
+        assert reads[2].start - reads[0].end < 1.0  # two confirming reads, ~0.1 s apart each
+    (outage,) = events(recorder.records, event_topic, "grid")
+    assert (outage["from"], outage["to"]) == ("on-grid", "off-grid")
