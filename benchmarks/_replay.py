@@ -3,7 +3,9 @@
 The requests are real (pyenphase over HTTP(S) to the simulated gateway on 127.0.0.1); only
 the clock is virtual, so a day of polling at the default cadences takes minutes. The lane
 reads, overlays and waits mirror `Bridge` in src/envoy2mqtt/bridge.py: keep them in step.
-Times that the bridge takes from time.monotonic() are virtual here.
+Times that the bridge takes from time.monotonic() are virtual here. Not modelled: the bridge's
+confirming grid read after a changed status (`Bridge._confirm_grid`), one relay request per grid
+change, a handful a day.
 """
 
 from __future__ import annotations
