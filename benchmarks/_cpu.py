@@ -60,7 +60,7 @@ class CpuResult:
     messages_per_snapshot: float
     us_per_snapshot: float
     us_per_message: float
-    catalog_us: float  # of which reading the catalog (catalog.values)
+    catalog_us: float  # reading every source of the catalog (catalog.values), uncached
     first_ms: float  # the first snapshot: every value plus discovery
     first_messages: int
 
