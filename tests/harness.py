@@ -40,9 +40,9 @@ def bridge_settings(
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[App]:
-    """The bridge running in the background until the block ends (then a clean stop)."""
-    app = App(settings)
+async def running(bridge: Settings | App) -> AsyncIterator[App]:
+    """The bridge (an App, or one made from settings) running until the block ends, then stopped."""
+    app = bridge if isinstance(bridge, App) else App(bridge)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     try:
@@ -53,18 +53,26 @@ async def running(settings: Settings) -> AsyncIterator[App]:
             await task
 
 
-async def oracle(gateway: SimulatedGateway) -> EnvoyData:
-    """What pyenphase itself reads from the simulated gateway (the expected values)."""
+@contextlib.asynccontextmanager
+async def pyenphase_on(gateway: SimulatedGateway) -> AsyncIterator[Envoy]:
+    """pyenphase on its own, set up and authenticated the way its users do it."""
     envoy = Envoy(gateway.host)
+    envoy.set_retry_policy(max_attempts=1, wait_multiplier=0)
     try:
         await envoy.setup()
         if gateway.uses_tls:
             await envoy.authenticate(token=gateway.make_token())
         else:
             await envoy.authenticate(username="envoy")
-        return await envoy.update()
+        yield envoy
     finally:
         await envoy.close()
+
+
+async def oracle(gateway: SimulatedGateway) -> EnvoyData:
+    """What pyenphase itself reads from the simulated gateway (the expected values)."""
+    async with pyenphase_on(gateway) as envoy:
+        return await envoy.update()
 
 
 def benchmark_main(script: str) -> Callable[[Sequence[str]], int]:

@@ -12,7 +12,7 @@ import json
 import logging
 import stat
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from envoy2mqtt.tokens import (
 )
 from envoy2mqtt.tokenstore import StoredToken, TokenStore
 from tests.broker import Mosquitto, Recorder
-from tests.harness import bridge_settings
+from tests.harness import bridge_settings, running
 
 METERED = "7.6.175_with_cts"  # firmware 7 with CTs: a fast lane that notices a 401 at once
 LEGACY = "5.0.62"
@@ -77,19 +77,6 @@ def cloud_settings(
 def enlighten(**options: object) -> SimulatedEnlighten:
     """The simulated cloud with our account."""
     return SimulatedEnlighten(accounts={ACCOUNT: PASSWORD}, **options)  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running(app: App) -> AsyncIterator[App]:
-    """Run an App in the background; stop it cleanly when the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run(stop))
-    try:
-        yield app
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await task
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -31,8 +31,8 @@ from envoy2mqtt.metric import Device, Family, Metric, Value, by_id, device_id
 from envoy2mqtt.publisher import GatewayPublisher
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.topics import Topics
+from tests.links import RecordingLink
 from tests.test_catalog import ENCHARGE_JSON, ENPOWER_JSON
-from tests.test_publisher import RecordingLink
 
 T = TypeVar("T")
 INFO = GatewayInfo(serial="122238082763", firmware="8.2.4286", part_number="800-00654-r08")

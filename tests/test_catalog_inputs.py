@@ -25,6 +25,7 @@ from envoy2mqtt.overlay import LaneReadings
 from envoy2mqtt.publisher import GatewayPublisher
 from envoy2mqtt.sim import list_captures, load_capture
 from envoy2mqtt.snapshot import AuthStatus, GatewayInfo, Snapshot
+from tests.links import RecordingLink
 from tests.test_properties import TOPICS, Replay, read_like_the_bridge
 
 AT = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ def test_sources_declare_what_they_read_and_read_what_they_declare() -> None:
 def test_publisher_rereads_exactly_what_changed() -> None:
     """Lane updates (CT readings, a grid flip) via the caching publisher equal a fresh read."""
     snapshot = snapshots()["8.2.4286_with_3cts_and_battery_split"]
-    publisher = GatewayPublisher(_NullLink(), TOPICS, snapshot.gateway)
+    publisher = GatewayPublisher(RecordingLink(), TOPICS, snapshot.gateway)
     publisher.publish_snapshot(snapshot)
     net = snapshot.data.ctmeters[CtType.NET_CONSUMPTION]
     assert net is not None
@@ -137,14 +138,6 @@ def test_publisher_rereads_exactly_what_changed() -> None:
     assert cached == {path: r.value for path, r in catalog.values(later).items()}
     assert cached["net_power"] == 4321
     assert cached["ct/net-consumption/active_power"] == 4321
-
-
-class _NullLink:
-    def publish(self, *_: object, **__: object) -> None:
-        """Drop it."""
-
-    def publish_event(self, *_: object) -> None:
-        """Drop it."""
 
 
 @pytest.mark.parametrize("name", ["auth", "derived", "gateway"])

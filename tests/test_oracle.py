@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -32,6 +31,7 @@ from envoy2mqtt.metric import Reading, Value
 from envoy2mqtt.sim import SimulatedGateway, list_captures
 from envoy2mqtt.snapshot import Snapshot
 from envoy2mqtt.tokens import FixedToken
+from tests.harness import pyenphase_on
 
 Expected = dict[str, Value | None]
 
@@ -48,22 +48,6 @@ FLAG_TEXT = {  # the gateway web UI's own words for the flags these captures car
 def _never_contact_enphase(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(EnvoyTokenAuth, "JSON_LOGIN_URL", "http://127.0.0.1:9/login.json?")
     monkeypatch.setattr(EnvoyTokenAuth, "TOKEN_URL", "http://127.0.0.1:9/tokens")
-
-
-@asynccontextmanager
-async def oracle(gateway: SimulatedGateway) -> AsyncIterator[Envoy]:
-    """pyenphase on its own, set up and authenticated the way its users do it."""
-    envoy = Envoy(gateway.host)
-    envoy.set_retry_policy(max_attempts=1, wait_multiplier=0)
-    try:
-        await envoy.setup()
-        if gateway.uses_tls:
-            await envoy.authenticate(token=gateway.make_token())
-        else:
-            await envoy.authenticate(username="envoy")
-        yield envoy
-    finally:
-        await envoy.close()
 
 
 async def bridge_snapshot(gateway: SimulatedGateway) -> Snapshot:
@@ -472,7 +456,10 @@ def published_values(snapshot: Snapshot) -> dict[str, Value]:
 
 async def read_capture(name: str) -> tuple[Snapshot, Envoy, EnvoyData]:
     """The bridge's snapshot and pyenphase's own reading of one capture."""
-    async with SimulatedGateway(capture=name, drift=False) as gateway, oracle(gateway) as envoy:
+    async with (
+        SimulatedGateway(capture=name, drift=False) as gateway,
+        pyenphase_on(gateway) as envoy,
+    ):
         oracle_data = await envoy.update()
         if URL_INVENTORY not in oracle_data.raw:
             # ON PURPOSE: pyenphase reads /inventory.json only on AC-battery sites; the bridge
@@ -500,7 +487,7 @@ async def test_a_capture_pyenphase_cannot_read_publishes_nothing() -> None:
     # bridge's edge, with its own error rather than a made-up reading.
     async with SimulatedGateway(capture=UNREADABLE, drift=False) as gateway:
         with pytest.raises(EnvoyProbeFailed):
-            async with oracle(gateway) as envoy:
+            async with pyenphase_on(gateway) as envoy:
                 await envoy.probe()
         with pytest.raises(GatewayUnavailable):
             await bridge_snapshot(gateway)

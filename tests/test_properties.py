@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 from xml.sax.saxutils import escape
@@ -49,6 +49,7 @@ from envoy2mqtt.sim import Capture, load_capture
 from envoy2mqtt.sim.capture import file_name
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.topics import Topics, sanitize
+from tests.links import RecordingLink
 
 BASE = "e2m"
 PREFIX = "e2m-ha"
@@ -220,29 +221,6 @@ class ReplayClient(GatewayClient):
         return self._replayed
 
 
-@dataclass(slots=True)
-class RecordingLink:
-    """A link that keeps every message."""
-
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def publish(
-        self,
-        topic: str,
-        payload: str | bytes,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        urgent: bool = False,
-    ) -> None:
-        """Keep a state."""
-        self.messages.append((topic, payload.encode() if isinstance(payload, str) else payload))
-
-    def publish_event(self, topic: str, payload: str | bytes) -> None:
-        """Keep an event."""
-        self.publish(topic, payload)
-
-
 class ReplayEnvoy(Envoy):
     """pyenphase's Envoy whose requests the replay answers (the session is never used)."""
 
@@ -332,7 +310,7 @@ def publish(
     publisher.publish_snapshot(Snapshot(info, data, datetime.now(UTC), None, extra))
     publisher.republish()
     publisher.set_available(False)
-    return link.messages
+    return [(sent.topic, sent.payload) for sent in link.sent]
 
 
 # -- what may be published -----------------------------------------------------------------------

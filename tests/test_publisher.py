@@ -12,34 +12,10 @@ from envoy2mqtt.publisher import GatewayPublisher, PublishOptions, format_value
 from envoy2mqtt.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.summary import packet_size
 from envoy2mqtt.topics import Topics, sanitize
+from tests.links import RecordingLink
 
 INFO = GatewayInfo(serial="122238082763", firmware="7.6.175", part_number="800-00654-r08")
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-
-
-class RecordingLink:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.events: list[tuple[str, bytes]] = []
-
-    def publish(
-        self,
-        topic: str,
-        payload: str | bytes,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        urgent: bool = False,
-    ) -> None:
-        self.messages.append(
-            (topic, payload.encode() if isinstance(payload, str) else payload, retain)
-        )
-
-    def publish_event(self, topic: str, payload: str | bytes) -> None:
-        self.events.append((topic, payload.encode() if isinstance(payload, str) else payload))
-
-    def retained(self) -> dict[str, bytes]:
-        return {topic: payload for topic, payload, retain in self.messages if retain}
 
 
 def data(watts: int = 1000, net: int | None = -200, inverters: int = 2) -> EnvoyData:
@@ -124,7 +100,7 @@ def test_change_detection_and_vanished_inverter_discovery_removed() -> None:
     link = RecordingLink()
     pub = publisher(link)
     pub.publish_snapshot(Snapshot(INFO, data(inverters=2), T0))
-    link.messages.clear()
+    link.clear()
     pub.publish_snapshot(Snapshot(INFO, data(inverters=1), T0))
     topics = [t for t, _, _ in link.messages]
     removed = [t for t, p, _ in link.messages if p == b""]
@@ -180,7 +156,7 @@ def test_republish_sends_discovery_then_states() -> None:
     link = RecordingLink()
     pub = publisher(link)
     pub.publish_snapshot(Snapshot(INFO, data(), T0))
-    link.messages.clear()
+    link.clear()
     pub.republish()
     topics = [t for t, _, _ in link.messages]
     first_state = next(i for i, t in enumerate(topics) if t.startswith("envoy2mqtt/"))

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from envoy2mqtt import __version__
 from envoy2mqtt.bridge import Bridge
-from envoy2mqtt.envoy import TokenSource
 from envoy2mqtt.mqtt import MqttLink, MqttOptions
 from envoy2mqtt.pinning import CertificatePins
 from envoy2mqtt.publisher import PublishOptions
-from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
-from envoy2mqtt.tokens import FixedToken, TokenError
+from envoy2mqtt.settings import ConfigError, Settings
+from envoy2mqtt.tokens import token_source
 from envoy2mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -65,22 +64,6 @@ def publish_options(settings: Settings) -> PublishOptions:
         summary_interval=settings.summary_interval,
         clamp_negative_production=settings.clamp_negative_production,
     )
-
-
-def token_source(settings: Settings, gateway: GatewaySettings) -> TokenSource | None:
-    """Where this gateway's tokens come from (None: digest auth or no credentials)."""
-    if gateway.token is not None:
-        try:
-            return FixedToken(
-                gateway.token.get_secret_value(), renew_days=settings.token_renew_days
-            )
-        except TokenError as err:
-            raise ConfigError(str(err)) from None
-    if gateway.username and gateway.password:
-        from envoy2mqtt.tokens import cloud_tokens
-
-        return cloud_tokens(settings, gateway)
-    return None
 
 
 class App:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from envoy2mqtt.envoy import GatewayAuthError, GatewayClient, GatewayError
-from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
-from envoy2mqtt.tokens import CloudTokens, FixedToken, TokenError, cloud_tokens
+from envoy2mqtt.settings import GatewaySettings, Settings
+from envoy2mqtt.tokens import CloudTokens, FixedToken, TokenError, token_source
 from envoy2mqtt.tokenstore import TokenInfo
 
 Lines = list[tuple[str, str]]
@@ -34,7 +34,7 @@ async def token_command(
 async def _inspect(
     settings: Settings, gateway: GatewaySettings, lines: Lines, *, show: bool, renew: bool
 ) -> int:
-    source = _source(settings, gateway)
+    source = token_source(settings, gateway)
     if renew and isinstance(source, FixedToken):
         lines.append(
             ("error", "ENVOY_TOKEN is fixed: set ENVOY_USERNAME and ENVOY_PASSWORD instead")
@@ -79,19 +79,6 @@ async def _inspect(
     if reached:
         lines.append(("gateway", "accepted the token"))
     return 0 if reached else 1
-
-
-def _source(settings: Settings, gateway: GatewaySettings) -> FixedToken | CloudTokens | None:
-    if gateway.token is not None:
-        try:
-            return FixedToken(
-                gateway.token.get_secret_value(), renew_days=settings.token_renew_days
-            )
-        except TokenError as err:
-            raise ConfigError(str(err)) from None
-    if gateway.username and gateway.password:
-        return cloud_tokens(settings, gateway)
-    return None
 
 
 def _status(

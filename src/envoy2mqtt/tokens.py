@@ -27,7 +27,7 @@ from envoy2mqtt.cloud import (
     describe,
     token_claims,
 )
-from envoy2mqtt.settings import GatewaySettings, Settings
+from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
 from envoy2mqtt.snapshot import AuthStatus
 from envoy2mqtt.tokenstore import StoredToken, TokenInfo, TokenStore
 
@@ -78,6 +78,31 @@ class Backoff:
         self.delay = 0.0
 
 
+@dataclass(slots=True)
+class Outcomes:
+    """What became of our tokens: when the gateway last accepted one, and how many failed."""
+
+    last_success: datetime | None = None
+    failures: int = 0  # refused by the gateway, or not obtained from the cloud
+
+    def note(self, *, accepted: bool, now: datetime) -> None:
+        """One answer of the gateway to a token."""
+        if accepted:
+            self.last_success = now
+        else:
+            self.failures += 1
+
+    def status(self, info: TokenInfo | None) -> AuthStatus:
+        """Expiry and type of the token `info` describes, last success, failures."""
+        return AuthStatus(
+            method="token",
+            token_expires_at=info.expires_at if info else None,
+            token_type=info.kind if info else None,
+            last_success=self.last_success,
+            failures=self.failures,
+        )
+
+
 class FixedToken:
     """The user's own ENVOY_TOKEN: used as it is, the cloud is never contacted."""
 
@@ -100,8 +125,7 @@ class FixedToken:
         self._renew_days = renew_days
         self._clock = clock
         self._check_every = check_every
-        self._last_success: datetime | None = None
-        self._failures = 0
+        self._outcomes = Outcomes()
         self._warned = False
 
     async def token(self, serial: str) -> str:
@@ -144,20 +168,11 @@ class FixedToken:
 
     def outcome(self, *, accepted: bool) -> None:
         """Note whether the gateway accepted the token."""
-        if accepted:
-            self._last_success = self._clock()
-        else:
-            self._failures += 1
+        self._outcomes.note(accepted=accepted, now=self._clock())
 
     def status(self) -> AuthStatus:
         """Expiry and type of the token."""
-        return AuthStatus(
-            method="token",
-            token_expires_at=self.info.expires_at,
-            token_type=self.info.kind,
-            last_success=self._last_success,
-            failures=self._failures,
-        )
+        return self._outcomes.status(self.info)
 
     def _check(self, serial: str) -> None:
         expires = self.info.expires_at
@@ -208,8 +223,7 @@ class CloudTokens:
         self._retry_at: datetime | None = None
         self._error: TokenError | None = None
         self._skip_cache = False
-        self._last_success: datetime | None = None
-        self._failures = 0
+        self._outcomes = Outcomes()
         self._lock = asyncio.Lock()
 
     @property
@@ -280,21 +294,11 @@ class CloudTokens:
 
     def outcome(self, *, accepted: bool) -> None:
         """Note whether the gateway accepted the token."""
-        if accepted:
-            self._last_success = self._clock()
-        else:
-            self._failures += 1
+        self._outcomes.note(accepted=accepted, now=self._clock())
 
     def status(self) -> AuthStatus:
         """Expiry and type of the current token, last success, failures."""
-        info = self._info
-        return AuthStatus(
-            method="token",
-            token_expires_at=info.expires_at if info else None,
-            token_type=info.kind if info else None,
-            last_success=self._last_success,
-            failures=self._failures,
-        )
+        return self._outcomes.status(self._info)
 
     def _serial_for(self, serial: str) -> str:
         serial = serial or self._serial or ""
@@ -359,7 +363,7 @@ class CloudTokens:
         return token
 
     def _failed(self, serial: str, err: TokenError, *, refused: bool) -> None:
-        self._failures += 1
+        self._outcomes.failures += 1
         wait = self._backoff.failed(permanent=err.permanent)
         self._retry_at = self._clock() + timedelta(seconds=wait)
         repeated = self._error is not None and str(self._error) == str(err)
@@ -399,3 +403,17 @@ def cloud_tokens(settings: Settings, gateway: GatewaySettings) -> CloudTokens:
         serial=gateway.serial,
         renew_days=settings.token_renew_days,
     )
+
+
+def token_source(settings: Settings, gateway: GatewaySettings) -> FixedToken | CloudTokens | None:
+    """Where this gateway's tokens come from (None: digest auth or no credentials)."""
+    if gateway.token is not None:
+        try:
+            return FixedToken(
+                gateway.token.get_secret_value(), renew_days=settings.token_renew_days
+            )
+        except TokenError as err:
+            raise ConfigError(str(err)) from None
+    if gateway.username and gateway.password:
+        return cloud_tokens(settings, gateway)
+    return None

@@ -5,19 +5,18 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from aiohttp import web
 
 from .credentials import ONE_YEAR, OWNER, SIM_TOKEN_KEY, TokenType, make_token
-from .listener import Listener
+from .listener import Listener, Served
 
 SESSION_LIFETIME: Final = 3600.0
 SIGN_IN_FIRST: Final = "You need to sign in first"
 
 
-class SimulatedEnlighten:
+class SimulatedEnlighten(Served):
     """Plain-HTTP stand-in for enlighten.enphaseenergy.com and entrez.enphaseenergy.com.
 
     `down` answers 503 rather than refusing connections: pyenphase retries connection
@@ -56,16 +55,6 @@ class SimulatedEnlighten:
         self._listener = Listener(port=port)
 
     @property
-    def port(self) -> int:
-        """The TCP port (known once started)."""
-        return self._listener.port
-
-    @property
-    def url(self) -> str:
-        """Base URL, `http://127.0.0.1:PORT`."""
-        return self._listener.url
-
-    @property
     def login_url(self) -> str:
         """Drop-in for `EnvoyTokenAuth.JSON_LOGIN_URL`, trailing "?" included like the real one."""
         return f"{self.url}/login/login.json?"
@@ -75,20 +64,14 @@ class SimulatedEnlighten:
         """Drop-in for `EnvoyTokenAuth.TOKEN_URL`."""
         return f"{self.url}/tokens"
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Start serving."""
         app = web.Application()
         app.router.add_post("/login/login.json", self._login)
         app.router.add_post("/tokens", self._token)
         await self._listener.start(app)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         """Stop serving; requests in flight get a moment to finish."""
         await self._listener.stop(drop_requests=False)
 

@@ -7,8 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +23,7 @@ from .credentials import (
 )
 from .drift import Drift
 from .faults import HTML_ERROR_PAGE, Fault, FaultPlan
-from .listener import Listener
+from .listener import Listener, Served
 from .responder import Responder, html
 from .state import SimState
 from .stats import NO_RESPONSE, GatewayStats
@@ -33,7 +32,7 @@ from .tls import server_context
 log = logging.getLogger(__name__)
 
 
-class SimulatedGateway:
+class SimulatedGateway(Served):
     """An Envoy / IQ Gateway replaying one capture; use as an async context manager.
 
     Firmware 7+ serves HTTPS and wants a bearer JWT (or the sessionId cookie that
@@ -98,21 +97,6 @@ class SimulatedGateway:
     def uses_tls(self) -> bool:
         """HTTPS + JWT (firmware 7+) rather than HTTP + Digest."""
         return self.capture.uses_tls
-
-    @property
-    def port(self) -> int:
-        """The TCP port (known once started)."""
-        return self._listener.port
-
-    @property
-    def host(self) -> str:
-        """`127.0.0.1:PORT`, the form pyenphase's `Envoy(host)` wants."""
-        return self._listener.host
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. `https://127.0.0.1:PORT`."""
-        return self._listener.url
 
     def make_token(self, *, lifetime: float = ONE_YEAR, token_type: TokenType = OWNER) -> str:
         """A token this gateway accepts (same key and clock)."""
@@ -202,20 +186,6 @@ class SimulatedGateway:
             self._listener.open()
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        """Start serving."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop serving."""
-        await self.stop()
 
     async def start(self) -> None:
         """Bind 127.0.0.1 (port 0 picks a free one) and start answering."""

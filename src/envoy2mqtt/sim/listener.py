@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Final
+from types import TracebackType
+from typing import Final, Self
 
 from aiohttp import web
 
@@ -127,3 +128,46 @@ class Listener:
             listening.close()
             return
         self._server = listening
+
+
+class Served:
+    """A simulated service on a `Listener`: its address, and `async with` to run it."""
+
+    _listener: Listener
+
+    @property
+    def port(self) -> int:
+        """The TCP port (known once started)."""
+        return self._listener.port
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:PORT`, the form pyenphase's `Envoy(host)` wants."""
+        return self._listener.host
+
+    @property
+    def url(self) -> str:
+        """Base URL, `http://127.0.0.1:PORT` (or `https://...`)."""
+        return self._listener.url
+
+    async def start(self) -> None:
+        """Start serving."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        """Start serving."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop serving."""
+        await self.stop()
