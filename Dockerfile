@@ -11,7 +11,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
-COPY src ./src
+COPY envoy2mqtt ./envoy2mqtt
 # The package and its dependencies (versions bounded in pyproject.toml) into the venv.
 RUN /opt/venv/bin/pip install --no-cache-dir /src
 

@@ -16,8 +16,8 @@ from _replay import Replay, Tick, midnight_utc
 from _sites import SITES
 
 from envoy2mqtt import catalog
-from envoy2mqtt.publisher import GatewayPublisher, PublishOptions
-from envoy2mqtt.topics import Topics
+from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions
+from envoy2mqtt.mqtt.topics import Topics
 
 NOON = 12 * 3600
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from _replay import Action, Replay, Tick, midnight_utc
 from _sites import SITES
 
-from envoy2mqtt.changes import ChangeDetector
-from envoy2mqtt.metric import Value
-from envoy2mqtt.publisher import GatewayPublisher, PublishOptions, format_value
+from envoy2mqtt.catalog.metric import Value
+from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
+from envoy2mqtt.mqtt.topics import Topics
 from envoy2mqtt.sim import SimulatedGateway
-from envoy2mqtt.topics import Topics
 
 HOUR = 3600.0
 OUTAGE_HOUR = 18.5  # a quarter-hour grid outage at 18:30, where the site reports the grid

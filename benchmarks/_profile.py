@@ -88,7 +88,7 @@ def profile_tables(path: Path, gateways: int, top: int = 15) -> list[Table]:
 
 
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "src/", "lib/python3"):
+    for marker in ("site-packages/", "/envoy2mqtt/", "lib/python3"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename

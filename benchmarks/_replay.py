@@ -2,7 +2,7 @@
 
 The requests are real (pyenphase over HTTP(S) to the simulated gateway on 127.0.0.1); only
 the clock is virtual, so a day of polling at the default cadences takes minutes. The lane
-reads, overlays and waits mirror `Bridge` in src/envoy2mqtt/bridge.py: keep them in step.
+reads, overlays and waits mirror `Bridge` in envoy2mqtt/bridge.py: keep them in step.
 Times that the bridge takes from time.monotonic() are virtual here. Not modelled: the bridge's
 confirming grid read after a changed status (`Bridge._confirm_grid`), one relay request per grid
 change, a handful a day.
@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt import derived
-from envoy2mqtt.envoy import GatewayClient, merge_inverters
-from envoy2mqtt.gate import Lane, in_window
-from envoy2mqtt.overlay import LaneReadings
+from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.catalog import derived
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.gateway.client import GatewayClient, merge_inverters
+from envoy2mqtt.gateway.gate import Lane, in_window
+from envoy2mqtt.gateway.overlay import LaneReadings
 from envoy2mqtt.settings import Cadence
 from envoy2mqtt.sim import Capture, GatewayStats, SimulatedGateway
-from envoy2mqtt.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.tokens import FixedToken
 
 
 class VirtualClock:

@@ -22,7 +22,7 @@ from typing import Self
 import aiomqtt
 import pytest
 
-from envoy2mqtt.mqtt import MqttLink, MqttOptions
+from envoy2mqtt.mqtt.link import MqttLink, MqttOptions
 from envoy2mqtt.sim import SimulatedGateway
 from tests.broker import HOST, Mosquitto, MosquittoFactory, collect
 from tests.harness import bridge_settings, running

@@ -21,16 +21,16 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.inverter import EnvoyInverter
 
 from envoy2mqtt import catalog
-from envoy2mqtt.catalog_acb import ACB_UNITS
-from envoy2mqtt.catalog_base import iso_time
-from envoy2mqtt.catalog_encharge import BATTERIES
-from envoy2mqtt.catalog_ensemble import ENPOWERS
-from envoy2mqtt.catalog_inverters import INVERTERS
-from envoy2mqtt.catalog_relays import DRY_CONTACTS
-from envoy2mqtt.metric import Device, Family, Metric, Value, by_id, device_id
-from envoy2mqtt.publisher import GatewayPublisher
-from envoy2mqtt.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.topics import Topics
+from envoy2mqtt.catalog.acb import ACB_UNITS
+from envoy2mqtt.catalog.base import iso_time
+from envoy2mqtt.catalog.encharge import BATTERIES
+from envoy2mqtt.catalog.ensemble import ENPOWERS
+from envoy2mqtt.catalog.inverters import INVERTERS
+from envoy2mqtt.catalog.metric import Device, Family, Metric, Value, by_id, device_id
+from envoy2mqtt.catalog.relays import DRY_CONTACTS
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.mqtt.publisher import GatewayPublisher
+from envoy2mqtt.mqtt.topics import Topics
 from tests.links import RecordingLink
 from tests.test_catalog import ENCHARGE_JSON, ENPOWER_JSON
 

@@ -18,13 +18,13 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
 
 from envoy2mqtt import catalog
-from envoy2mqtt.catalog_ensemble import C6_COMBINERS, COLLARS
-from envoy2mqtt.derived import BATTERY_CHARGED, BATTERY_DISCHARGED
-from envoy2mqtt.metric import SNAPSHOT_PARTS, Reading, Source
-from envoy2mqtt.overlay import LaneReadings
-from envoy2mqtt.publisher import GatewayPublisher
+from envoy2mqtt.catalog.derived import BATTERY_CHARGED, BATTERY_DISCHARGED
+from envoy2mqtt.catalog.ensemble import C6_COMBINERS, COLLARS
+from envoy2mqtt.catalog.metric import SNAPSHOT_PARTS, Reading, Source
+from envoy2mqtt.core.snapshot import AuthStatus, GatewayInfo, Snapshot
+from envoy2mqtt.gateway.overlay import LaneReadings
+from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.sim import list_captures, load_capture
-from envoy2mqtt.snapshot import AuthStatus, GatewayInfo, Snapshot
 from tests.links import RecordingLink
 from tests.test_properties import TOPICS, Replay, read_like_the_bridge
 

@@ -1,6 +1,6 @@
 """Change detection, counter integrity and debouncing: pure functions, plain tests."""
 
-from envoy2mqtt.changes import ChangeDetector, CounterGuard, Debouncer
+from envoy2mqtt.core.changes import ChangeDetector, CounterGuard, Debouncer
 
 
 def test_unchanged_value_is_not_republished() -> None:

@@ -11,7 +11,7 @@ from pyenphase.models.encharge import EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import EnvoyMeterData
 
-from envoy2mqtt.derived import (
+from envoy2mqtt.catalog.derived import (
     BATTERY_CHARGED,
     BATTERY_DISCHARGED,
     BatteryIntegrator,

@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime
 
-from envoy2mqtt.events import EventDetector
+from envoy2mqtt.core.events import EventDetector
 
 AT = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 

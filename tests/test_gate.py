@@ -3,7 +3,7 @@
 import asyncio
 from datetime import time
 
-from envoy2mqtt.gate import Gate, Lane, Pace, in_window
+from envoy2mqtt.gateway.gate import Gate, Lane, Pace, in_window
 
 
 async def test_one_request_in_flight_and_fast_lane_first() -> None:

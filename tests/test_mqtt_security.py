@@ -91,7 +91,7 @@ async def test_tls_without_the_ca_says_which_setting_to_fix_and_keeps_trying(
         attempts = broker.log().count("OpenSSL Error")
     assert connects == 0
     assert attempts >= 2, broker.log()[-2000:]
-    messages = [r.getMessage() for r in caplog.records if r.name == "envoy2mqtt.mqtt"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "envoy2mqtt.mqtt.link"]
     assert any("CERTIFICATE_VERIFY_FAILED" in m and "MQTT_CA_FILE" in m for m in messages)
     assert any("MQTT_TLS_INSECURE" in m for m in messages)
 
@@ -139,7 +139,9 @@ async def test_a_wrong_password_is_named_clearly_and_retried_without_crashing(
     assert connects == 0
     refused = broker.log().count("disconnected, not authorised")  # only the bridge connects
     assert refused >= 2, broker.log()[-2000:]
-    errors = [r for r in caplog.records if r.name == "envoy2mqtt.mqtt" and r.levelname == "ERROR"]
+    errors = [
+        r for r in caplog.records if r.name == "envoy2mqtt.mqtt.link" and r.levelname == "ERROR"
+    ]
     assert len(errors) == 1, "said once, not at every retry"
     message = errors[0].getMessage()
     assert "refused the login" in message

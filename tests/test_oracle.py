@@ -26,11 +26,16 @@ from pyenphase.exceptions import EnvoyProbeFailed
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt import catalog
-from envoy2mqtt.envoy import GatewayClient, GatewayUnavailable, TokenSource, merge_inverters
-from envoy2mqtt.metric import Reading, Value
+from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.catalog.metric import Reading, Value
+from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.gateway.client import (
+    GatewayClient,
+    GatewayUnavailable,
+    TokenSource,
+    merge_inverters,
+)
 from envoy2mqtt.sim import SimulatedGateway, list_captures
-from envoy2mqtt.snapshot import Snapshot
-from envoy2mqtt.tokens import FixedToken
 from tests.harness import pyenphase_on
 
 Expected = dict[str, Value | None]

@@ -9,10 +9,10 @@ from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
 
-from envoy2mqtt.envoy import GatewayClient
-from envoy2mqtt.overlay import Battery, LaneReadings, merged
+from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.gateway.client import GatewayClient
+from envoy2mqtt.gateway.overlay import Battery, LaneReadings, merged
 from envoy2mqtt.sim import SimulatedGateway
-from envoy2mqtt.tokens import FixedToken
 from tests.test_derived import meter
 
 ACB_SITE = "8.3.5169_ACB_inventory"  # AC Batteries; its secctrl has the combined totals

@@ -14,11 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import envoy2mqtt.sim.gateway
-from envoy2mqtt.envoy import CertificateChanged, GatewayClient
-from envoy2mqtt.pinning import CertificatePins
+from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.gateway.client import CertificateChanged, GatewayClient
+from envoy2mqtt.gateway.pinning import CertificatePins
 from envoy2mqtt.sim import SimulatedGateway
 from envoy2mqtt.sim.tls import certificate_pem
-from envoy2mqtt.tokens import FixedToken
 from tests.broker import Mosquitto, Recorder
 from tests.harness import bridge_settings, running
 

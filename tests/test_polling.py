@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from envoy2mqtt.app import App
-from envoy2mqtt.gate import Pace
+from envoy2mqtt.gateway.gate import Pace
 from envoy2mqtt.sim import Fault, SimulatedGateway
 from tests.broker import Mosquitto
 from tests.harness import bridge_settings, running

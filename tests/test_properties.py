@@ -34,21 +34,21 @@ from pyenphase.exceptions import EnvoyAuthenticationRequired
 from pyenphase.firmware import EnvoyFirmware
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt import derived
-from envoy2mqtt.discovery import gateway_device_id, unique_id
-from envoy2mqtt.envoy import (
+from envoy2mqtt.catalog import derived
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.gateway.client import (
     GatewayClient,
     GatewayError,
     GatewayUnavailable,
     merge_inverters,
     translated,
 )
-from envoy2mqtt.overlay import LaneReadings
-from envoy2mqtt.publisher import GatewayPublisher, PublishOptions
+from envoy2mqtt.gateway.overlay import LaneReadings
+from envoy2mqtt.mqtt.discovery import gateway_device_id, unique_id
+from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions
+from envoy2mqtt.mqtt.topics import Topics, sanitize
 from envoy2mqtt.sim import Capture, load_capture
 from envoy2mqtt.sim.capture import file_name
-from envoy2mqtt.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.topics import Topics, sanitize
 from tests.links import RecordingLink
 
 BASE = "e2m"

@@ -8,10 +8,10 @@ from pyenphase.models.inverter import EnvoyInverter
 from pyenphase.models.system_consumption import EnvoySystemConsumption
 from pyenphase.models.system_production import EnvoySystemProduction
 
-from envoy2mqtt.publisher import GatewayPublisher, PublishOptions, format_value
-from envoy2mqtt.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.summary import packet_size
-from envoy2mqtt.topics import Topics, sanitize
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
+from envoy2mqtt.mqtt.summary import packet_size
+from envoy2mqtt.mqtt.topics import Topics, sanitize
 from tests.links import RecordingLink
 
 INFO = GatewayInfo(serial="122238082763", firmware="7.6.175", part_number="800-00654-r08")

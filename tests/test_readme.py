@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from envoy2mqtt.cli import END, START, with_reference
-from envoy2mqtt.reference import topic_reference
+from envoy2mqtt.mqtt.reference import topic_reference
 
 README = Path(__file__).parent.parent / "README.md"
 

@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.catalog_auth import AUTH
-from envoy2mqtt.sim import make_token
-from envoy2mqtt.snapshot import AuthStatus, GatewayInfo, Snapshot
-from envoy2mqtt.tokens import (
-    Backoff,
+from envoy2mqtt.auth.store import StoredToken, TokenInfo, TokenStore
+from envoy2mqtt.auth.tokens import (
     CloudTokens,
     CloudUnreachable,
     FixedToken,
@@ -25,7 +22,10 @@ from envoy2mqtt.tokens import (
     describe,
     token_claims,
 )
-from envoy2mqtt.tokenstore import StoredToken, TokenInfo, TokenStore
+from envoy2mqtt.catalog.auth import AUTH
+from envoy2mqtt.core.backoff import Backoff
+from envoy2mqtt.core.snapshot import AuthStatus, GatewayInfo, Snapshot
+from envoy2mqtt.sim import make_token
 
 SERIAL = "122302045041"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -296,7 +296,7 @@ async def test_cloud_down_keeps_the_token_backs_off_and_says_so_once(
     token = await source.token(SERIAL)
     clock.advance(days=340)
     cloud.error = CloudUnreachable("cannot reach Enphase's cloud (example: ClientError)")
-    with caplog.at_level(logging.INFO, logger="envoy2mqtt.tokens"):
+    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.tokens"):
         for _ in range(6):
             assert not await source.maintain(SERIAL)  # in back-off: no call at all
             clock.advance(seconds=source.next_check())

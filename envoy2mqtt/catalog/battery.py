@@ -1,0 +1,281 @@
+"""Batteries as a whole: state of charge, power, energy, reserve and storage settings."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pyenphase.models.meters import CtType
+from pyenphase.models.tariff import EnvoyStorageMode
+
+from envoy2mqtt.catalog.acb import ACB_UNITS
+from envoy2mqtt.catalog.base import (
+    BATTERY_LEVEL,
+    COUNT,
+    ENERGY_COUNTER,
+    ENUM,
+    FLAG,
+    PERCENT_SETTING,
+    POWER_W,
+    STORED_ENERGY,
+    TEXT,
+    Gated,
+    Reader,
+    attribute,
+    on_off,
+)
+from envoy2mqtt.catalog.derived import (
+    BATTERY_CHARGED,
+    BATTERY_DISCHARGED,
+    battery_watts,
+    has_batteries,
+)
+from envoy2mqtt.catalog.encharge import BATTERIES
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics, Value
+from envoy2mqtt.core.snapshot import Snapshot
+
+__all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", "battery_state"]
+
+IDLE_WATTS: Final = 50  # below this either way a battery is idle (standby draw, CT noise)
+BATTERY_STATES: Final = ("charging", "discharging", "idle")
+STORAGE_MODES: Final = tuple(
+    mode.value for mode in EnvoyStorageMode if mode is not EnvoyStorageMode.LEGACY_SAVINGS
+)
+
+
+def battery_state(watts: float | None) -> str | None:
+    """What the batteries are doing, from their power (positive = discharging)."""
+    if watts is None:
+        return None
+    if watts <= -IDLE_WATTS:
+        return "charging"
+    if watts >= IDLE_WATTS:
+        return "discharging"
+    return "idle"
+
+
+def _first(*parts: tuple[object | None, str]) -> Value | None:
+    """The named attribute of the first part that is present."""
+    for part, name in parts:
+        if part is not None:
+            value: Value | None = getattr(part, name)
+            return value
+    return None
+
+
+def _soc(snap: Snapshot) -> Value | None:
+    d = snap.data
+    return _first(
+        (d.battery_aggregate, "state_of_charge"),
+        (d.encharge_aggregate, "state_of_charge"),
+        (d.acb_power, "state_of_charge"),
+    )
+
+
+def _available(snap: Snapshot) -> Value | None:
+    d = snap.data
+    return _first(
+        (d.battery_aggregate, "available_energy"),
+        (d.encharge_aggregate, "available_energy"),
+        (d.acb_power, "charge_wh"),
+    )
+
+
+def _max_energy(snap: Snapshot) -> Value | None:
+    d = snap.data
+    return _first(
+        (d.battery_aggregate, "max_available_capacity"),
+        (d.encharge_aggregate, "max_available_capacity"),
+    )
+
+
+def _battery_energy(ct_name: str, derived_key: str) -> Reader:
+    """Battery energy: the storage CT's counter where fitted, else the integrated one."""
+
+    def read(snap: Snapshot) -> Value | None:
+        meter = snap.data.ctmeters.get(CtType.STORAGE)
+        if meter is not None:
+            value: Value = getattr(meter, ct_name)
+            return value
+        return snap.derived.get(derived_key)
+
+    return read
+
+
+def _house_load(snap: Snapshot) -> int | None:
+    consumption = snap.data.system_consumption
+    battery = battery_watts(snap.data)
+    if consumption is None or battery is None:
+        return None
+    return consumption.watts_now + battery
+
+
+def _storage(name: str) -> Reader:
+    return attribute(lambda d: d.tariff.storage_settings if d.tariff else None, name)
+
+
+def _mode(snap: Snapshot) -> str | None:
+    settings = snap.data.tariff.storage_settings if snap.data.tariff else None
+    return settings.mode.value if settings is not None and settings.mode is not None else None
+
+
+def _charge_from_grid(snap: Snapshot) -> str | None:
+    settings = snap.data.tariff.storage_settings if snap.data.tariff else None
+    return on_off(settings.charge_from_grid) if settings is not None else None
+
+
+def _encharge(name: str) -> Reader:
+    return attribute(lambda d: d.encharge_aggregate, name)
+
+
+def _acb(name: str) -> Reader:
+    return attribute(lambda d: d.acb_power, name)
+
+
+BATTERY = Gated(
+    has_batteries,
+    GatewayMetrics(
+        (
+            BATTERY_LEVEL(
+                "battery_soc",
+                "Battery state of charge",
+                _soc,
+                "All batteries together",
+                urgent=True,
+            ),
+            POWER_W(
+                "battery_power",
+                "Battery power",
+                lambda s: battery_watts(s.data),
+                "Positive discharging, negative charging (storage CT where fitted)",
+            ),
+            ENUM(
+                "battery_state",
+                "Battery state",
+                lambda s: battery_state(battery_watts(s.data)),
+                f"What the batteries are doing (idle within ±{IDLE_WATTS} W)",
+                urgent=True,
+                options=BATTERY_STATES,
+            ),
+            ENUM(
+                "battery_mode",
+                "Battery mode",
+                _mode,
+                "Storage mode (the storage settings)",
+                urgent=True,
+                options=STORAGE_MODES,
+            ),
+            STORED_ENERGY(
+                "battery_available_energy",
+                "Battery available energy",
+                _available,
+                "Energy stored now",
+            ),
+            STORED_ENERGY(
+                "battery_max_energy",
+                "Battery maximum energy",
+                _max_energy,
+                "Energy the batteries hold when full",
+                category=DIAGNOSTIC,
+            ),
+            BATTERY_LEVEL(
+                "battery_reserve_soc",
+                "Battery reserve",
+                _encharge("reserve_state_of_charge"),
+                "State of charge kept for backup (as adjusted by the gateway)",
+            ),
+            PERCENT_SETTING(
+                "battery_configured_reserve_soc",
+                "Battery configured reserve",
+                _encharge("configured_reserve_state_of_charge"),
+                "State of charge kept for backup (as configured)",
+                category=DIAGNOSTIC,
+            ),
+            STORED_ENERGY(
+                "battery_reserve_energy",
+                "Battery reserve energy",
+                _encharge("backup_reserve"),
+                "Energy kept for backup",
+            ),
+            ENERGY_COUNTER(
+                "battery_charged_energy",
+                "Battery charged energy",
+                _battery_energy("energy_received", BATTERY_CHARGED),
+                "Lifetime energy into the batteries (storage CT, else integrated from power)",
+            ),
+            ENERGY_COUNTER(
+                "battery_discharged_energy",
+                "Battery discharged energy",
+                _battery_energy("energy_delivered", BATTERY_DISCHARGED),
+                "Lifetime energy out of the batteries (storage CT, else integrated from power)",
+            ),
+            POWER_W(
+                "house_load_power",
+                "House load power",
+                _house_load,
+                "Consumption without the battery: consumption power plus battery power",
+            ),
+            PERCENT_SETTING(
+                "storage_reserve_soc",
+                "Storage reserve setting",
+                _storage("reserved_soc"),
+                "Reserve in the storage settings",
+            ),
+            PERCENT_SETTING(
+                "storage_very_low_soc",
+                "Storage very low setting",
+                _storage("very_low_soc"),
+                "Very-low state of charge in the storage settings",
+                category=DIAGNOSTIC,
+            ),
+            FLAG(
+                "storage_charge_from_grid",
+                "Charge from grid",
+                _charge_from_grid,
+                "Whether the batteries may charge from the grid",
+            ),
+            POWER_W(
+                "acb_power",
+                "AC Battery power",
+                _acb("power"),
+                "AC Batteries together, positive discharging",
+            ),
+            BATTERY_LEVEL(
+                "acb_soc",
+                "AC Battery state of charge",
+                _acb("state_of_charge"),
+                "AC Batteries together",
+            ),
+            TEXT(
+                "acb_state",
+                "AC Battery state",
+                _acb("state"),
+                "charging / discharging / idle, as reported",
+            ),
+            STORED_ENERGY(
+                "acb_available_energy",
+                "AC Battery available energy",
+                _acb("charge_wh"),
+                "Energy stored now",
+            ),
+            COUNT(
+                "acb_count",
+                "AC Batteries",
+                _acb("batteries"),
+                "AC Batteries reporting",
+                category=DIAGNOSTIC,
+            ),
+        ),
+        inputs=(
+            "battery_aggregate",
+            "encharge_aggregate",
+            "encharge_inventory",
+            "encharge_power",
+            "acb_power",
+            "acb_inventory",
+            "ctmeters",
+            "system_consumption",
+            "tariff",
+            "derived",
+        ),
+    ),
+)
