@@ -24,8 +24,8 @@ from pathlib import Path
 from _replay import Action, Replay, Tick, midnight_utc
 from _sites import SITES
 
-from envoy2mqtt.catalog.metric import Value
 from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.snapshot import Value
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
 from envoy2mqtt.mqtt.topics import Topics
 from envoy2mqtt.sim import SimulatedGateway
@@ -47,10 +47,11 @@ class WatchedChanges(ChangeDetector):
         values: Mapping[str, Value],
         now: float,
         deadbands: Mapping[str, float] | None = None,
+        pacing: Mapping[str, tuple[float, float]] | None = None,
     ) -> dict[str, Value]:
         """Remember the settled values, then decide as the bridge does."""
         self.shown = (dict(values), dict(deadbands or {}))
-        return ChangeDetector.diff(self, values, now, deadbands)
+        return ChangeDetector.diff(self, values, now, deadbands, pacing)
 
 
 @dataclass(slots=True)

@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.auth.fixed import FixedToken
 from envoy2mqtt.catalog import derived
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.gateway.client import GatewayClient, merge_inverters
-from envoy2mqtt.gateway.gate import Lane, in_window
-from envoy2mqtt.gateway.overlay import LaneReadings
+from envoy2mqtt.gateway.client import GatewayClient
+from envoy2mqtt.gateway.gate import Lane
+from envoy2mqtt.gateway.overlay import LaneReadings, merge_inverters
+from envoy2mqtt.gateway.pace import in_window
 from envoy2mqtt.settings import Cadence
 from envoy2mqtt.sim import Capture, GatewayStats, SimulatedGateway
 

@@ -21,8 +21,8 @@ import aiomqtt
 from pydantic import SecretStr
 
 from envoy2mqtt.app import App, install_signal_handlers
-from envoy2mqtt.settings import Settings
-from envoy2mqtt.sim import SimulatedGateway
+from envoy2mqtt.settings import ConfigError, Settings
+from envoy2mqtt.sim import SimulatedGateway, list_captures
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ async def demo(
     settings: Settings, capture: str, *, duration: float = 0, quiet: bool = False
 ) -> int:
     """Run the demo until Ctrl-C (or `duration` seconds)."""
+    if capture not in list_captures():
+        raise ConfigError(
+            f"--capture: there is no capture named {capture!r}; "
+            "`envoy2mqtt demo --list-captures` lists them"
+        )
     async with contextlib.AsyncExitStack() as stack:
         updates: dict[str, object] = {}
         if not settings.mqtt_host:

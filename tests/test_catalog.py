@@ -25,12 +25,13 @@ from pyenphase.models.tariff import EnvoyTariff
 from envoy2mqtt import catalog
 from envoy2mqtt.catalog.base import Gated
 from envoy2mqtt.catalog.derived import BATTERY_CHARGED, BATTERY_DISCHARGED
-from envoy2mqtt.catalog.metric import Family, GatewayMetrics, Metric, Value
+from envoy2mqtt.catalog.metric import Family, GatewayMetrics, Metric
 from envoy2mqtt.catalog.status import describe_flag, has_problem, status_text
-from envoy2mqtt.core.events import BATTERY_MODE, BATTERY_STATE
-from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
 from envoy2mqtt.mqtt.reference import topic_reference
 
+BATTERY_STATE = "battery_state"
+BATTERY_MODE = "battery_mode"
 INFO = GatewayInfo(serial="122238082763", firmware="8.2.4286", part_number="800-00654-r08")
 DIAGNOSTICS = {"firmware", "serial", "part_number", "model", "metered", "phase_count", "ct_meters"}
 

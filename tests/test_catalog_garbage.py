@@ -26,9 +26,9 @@ from envoy2mqtt.catalog.base import iso_time
 from envoy2mqtt.catalog.encharge import BATTERIES
 from envoy2mqtt.catalog.ensemble import ENPOWERS
 from envoy2mqtt.catalog.inverters import INVERTERS
-from envoy2mqtt.catalog.metric import Device, Family, Metric, Value, by_id, device_id
+from envoy2mqtt.catalog.metric import Device, Family, Metric, by_id, device_id
 from envoy2mqtt.catalog.relays import DRY_CONTACTS
-from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.mqtt.topics import Topics
 from tests.links import RecordingLink

@@ -134,7 +134,7 @@ def test_publisher_rereads_exactly_what_changed() -> None:
     assert lanes.over(data) is data  # laying the same readings over again changes nothing
     later = dataclasses.replace(snapshot, data=data)
     publisher.publish_snapshot(later)
-    cached = {path: r.value for path, r in publisher._readings(later).items()}
+    cached = {path: r.value for path, r in publisher.catalog.readings(later).items()}
     assert cached == {path: r.value for path, r in catalog.values(later).items()}
     assert cached["net_power"] == 4321
     assert cached["ct/net-consumption/active_power"] == 4321

@@ -108,3 +108,25 @@ def test_debounce_says_when_a_change_awaits_confirmation() -> None:
     debounce.feed("grid", "on-grid")
     debounce.feed("grid", "off-grid")  # contradicted: back to the believed state
     assert not debounce.pending("grid")
+
+
+def test_paced_value_waits_its_interval_unless_it_jumps() -> None:
+    changes = ChangeDetector(heartbeat=300)
+    pacing = {"power": (15.0, 500.0), "energy": (60.0, 0.0)}
+    assert changes.diff({"power": 1000, "energy": 10}, 0.0, None, pacing) == {
+        "power": 1000,
+        "energy": 10,
+    }
+    assert changes.diff({"power": 1100, "energy": 11}, 5.0, None, pacing) == {}  # held back
+    assert changes.diff({"power": 1700, "energy": 12}, 6.0, None, pacing) == {"power": 1700}
+    assert changes.diff({"power": 1750, "energy": 13}, 21.0, None, pacing) == {"power": 1750}
+    assert changes.diff({"power": 1750, "energy": 14}, 59.0, None, pacing) == {}
+    assert changes.diff({"power": 1750, "energy": 15}, 60.0, None, pacing) == {"energy": 15}
+
+
+def test_a_held_change_that_reverts_is_not_published() -> None:
+    changes = ChangeDetector(heartbeat=300)
+    pacing = {"power": (15.0, 0.0)}
+    changes.diff({"power": 1000}, 0.0, None, pacing)
+    assert changes.diff({"power": 1200}, 5.0, None, pacing) == {}
+    assert changes.diff({"power": 1000}, 20.0, None, pacing) == {}

@@ -117,6 +117,7 @@ async def test_outage_published_once_glitches_ignored_restore_detected(
         "production_power": int(latest[f"{base}/production_power"]),
         "consumption_power": int(latest[f"{base}/consumption_power"]),
         "net_power": int(latest[f"{base}/net_power"]),
+        "backup_runway": int(latest[f"{base}/backup_runway"]),
     }
     on_events = [r for r in recorder.records if r.topic == event_topic]
     assert all(r.qos == 1 and not r.retain for r in on_events)

@@ -3,7 +3,8 @@
 import asyncio
 from datetime import time
 
-from envoy2mqtt.gateway.gate import Gate, Lane, Pace, in_window
+from envoy2mqtt.gateway.gate import Gate, Lane
+from envoy2mqtt.gateway.pace import Pace, in_window
 
 
 async def test_one_request_in_flight_and_fast_lane_first() -> None:

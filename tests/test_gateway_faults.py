@@ -96,7 +96,19 @@ async def stack(
                 lambda r: {f"{base}/{k}" for k in CORE} <= {x.topic for x in r}, timeout=20
             )
             await here.wait_availability(b"online", 0, timeout=5)
+            # urgent states arrive first, the rest of the first publish after them
+            await settled(recorder)
             yield here
+
+
+async def settled(recorder: Recorder, quiet: float = 0.5, timeout: float = 20.0) -> None:
+    """Wait until nothing has arrived for `quiet` seconds (the simulated values do not drift)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            seen = len(recorder.records)
+            await asyncio.sleep(quiet)
+            if len(recorder.records) == seen:
+                return
 
 
 def arrived(topic: str, payload: bytes, since: int) -> Callable[[list[Record]], bool]:

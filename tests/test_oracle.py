@@ -13,6 +13,7 @@ Run this file as a script to print how many entities each capture yields.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -26,15 +27,12 @@ from pyenphase.exceptions import EnvoyProbeFailed
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt import catalog
-from envoy2mqtt.auth.tokens import FixedToken
-from envoy2mqtt.catalog.metric import Reading, Value
-from envoy2mqtt.core.snapshot import Snapshot
-from envoy2mqtt.gateway.client import (
-    GatewayClient,
-    GatewayUnavailable,
-    TokenSource,
-    merge_inverters,
-)
+from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.catalog.metric import Reading
+from envoy2mqtt.core.snapshot import Snapshot, Value
+from envoy2mqtt.gateway.client import GatewayClient, TokenSource
+from envoy2mqtt.gateway.errors import GatewayUnavailable
+from envoy2mqtt.gateway.overlay import merge_inverters
 from envoy2mqtt.sim import SimulatedGateway, list_captures
 from tests.harness import pyenphase_on
 
@@ -206,7 +204,25 @@ def batteries(data: EnvoyData) -> Expected:
             "acb_available_energy": acb.charge_wh,
             "acb_count": acb.batteries,
         }
+    if (runway := backup_runway(data, out.get("house_load_power"))) is not None:
+        out["backup_runway"] = runway
     return out
+
+
+def backup_runway(data: EnvoyData, load: object) -> int | None:
+    """Minutes of battery above the reserve at the house load, capped at a week (README)."""
+    total = data.battery_aggregate or data.encharge_aggregate
+    settings = data.tariff.storage_settings if data.tariff else None
+    reserve = settings.reserved_soc if settings and settings.reserved_soc is not None else None
+    if reserve is None and data.encharge_aggregate is not None:
+        reserve = data.encharge_aggregate.reserve_state_of_charge
+    if total is None or not isinstance(load, int | float) or reserve is None:
+        return None
+    above = total.available_energy - total.max_available_capacity * min(max(reserve, 0), 100) / 100
+    if total.max_available_capacity <= 0 or above <= 0:
+        return 0
+    week = 7 * 24 * 60
+    return week if load * week <= above * 60 else math.floor(above * 60 / load)
 
 
 def meters(data: EnvoyData) -> Expected:

@@ -14,8 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import envoy2mqtt.sim.gateway
-from envoy2mqtt.auth.tokens import FixedToken
-from envoy2mqtt.gateway.client import CertificateChanged, GatewayClient
+from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.gateway.client import GatewayClient
+from envoy2mqtt.gateway.errors import CertificateChanged
 from envoy2mqtt.gateway.pinning import CertificatePins
 from envoy2mqtt.sim import SimulatedGateway
 from envoy2mqtt.sim.tls import certificate_pem

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from envoy2mqtt.app import App
-from envoy2mqtt.gateway.gate import Pace
+from envoy2mqtt.clock import Clock
+from envoy2mqtt.gateway.pace import Pace
 from envoy2mqtt.sim import Fault, SimulatedGateway
 from tests.broker import Mosquitto
 from tests.harness import bridge_settings, running
@@ -144,7 +145,7 @@ async def test_quiet_window_runs_only_the_fast_lane_slowed(
         )
         app = App(settings)
         bridge = app.bridges[0]
-        bridge.wall_clock = clock
+        bridge.clock = Clock(wall=clock)
         cadence = bridge.settings.cadence.model_copy(update={"quiet_fast": 1.0})
         bridge.settings = bridge.settings.model_copy(update={"cadence": cadence})
         stop = asyncio.Event()

@@ -36,14 +36,10 @@ from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.catalog import derived
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.gateway.client import (
-    GatewayClient,
-    GatewayError,
-    GatewayUnavailable,
-    merge_inverters,
-    translated,
-)
-from envoy2mqtt.gateway.overlay import LaneReadings
+from envoy2mqtt.gateway.client import GatewayClient
+from envoy2mqtt.gateway.errors import GatewayError, GatewayUnavailable
+from envoy2mqtt.gateway.overlay import LaneReadings, merge_inverters
+from envoy2mqtt.gateway.translate import translated
 from envoy2mqtt.mqtt.discovery import gateway_device_id, unique_id
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions
 from envoy2mqtt.mqtt.topics import Topics, sanitize

@@ -76,7 +76,9 @@ def test_discovery_is_energy_dashboard_ready() -> None:
     assert energy["state_class"] == "total_increasing"
     assert energy["unit_of_measurement"] == "Wh"
     assert energy["unique_id"] == "envoy2mqtt_122238082763_production_energy_lifetime"
-    assert energy["device"]["serial_number"] == "122238082763"
+    # only device keys every supported Home Assistant knows (serial_number is 2024.2+)
+    assert "serial_number" not in energy["device"]
+    assert energy["device"]["hw_version"] == "800-00654-r08"
     assert energy["device"]["sw_version"] == "7.6.175"
     assert energy["origin"]["name"] == "envoy2mqtt"
     assert [a["topic"] for a in energy["availability"]] == [
@@ -92,8 +94,9 @@ def test_discovery_is_energy_dashboard_ready() -> None:
     inverter = configs["homeassistant/sensor/122238082763/inverter_48210_power/config"]
     assert inverter["enabled_by_default"] is False
     assert inverter["device"]["via_device"] == "envoy2mqtt_122238082763"
-    assert "object_id" not in inverter
-    assert inverter["default_entity_id"].startswith("sensor.")
+    # the entity id for Home Assistant before (object_id) and after 2025.10 (default_entity_id)
+    assert inverter["object_id"] == "envoy_122238082763_inverter_48210_power"
+    assert inverter["default_entity_id"] == "sensor.envoy_122238082763_inverter_48210_power"
 
 
 def test_change_detection_and_vanished_inverter_discovery_removed() -> None:
@@ -175,3 +178,23 @@ def test_sanitize_keeps_topics_safe() -> None:
     assert sanitize("12/3#+\x00ab") == "12_3_ab"
     assert sanitize("ünï") == "n"
     assert sanitize("///") == "unknown"
+
+
+def test_ha_compat_adds_the_newer_device_keys_only_when_asked() -> None:
+    from envoy2mqtt.mqtt.discovery import HaRelease
+
+    def gateway_device(**options: object) -> dict[str, object]:
+        link = RecordingLink()
+        publisher(link, **options).publish_snapshot(Snapshot(INFO, data(), T0))
+        topic = "homeassistant/sensor/122238082763/production_power/config"
+        device = json.loads(link.retained()[topic])["device"]
+        assert isinstance(device, dict)
+        return device
+
+    old = gateway_device()  # HA_COMPAT 2024.1: nothing 2024.1 would reject
+    assert "serial_number" not in old
+    assert "model_id" not in old
+    assert old["hw_version"] == "800-00654-r08"
+    new = gateway_device(ha_compat=HaRelease(2024, 9))
+    assert new["serial_number"] == "122238082763"
+    assert new["model_id"] == "800-00654-r08"

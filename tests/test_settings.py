@@ -40,11 +40,6 @@ def test_bad_port_names_the_setting_not_the_value() -> None:
     assert "abc" not in str(err.value)
 
 
-def test_missing_host_is_named() -> None:
-    with pytest.raises(ConfigError, match="ENVOY_HOST: missing"):
-        load_settings().gateway_list()
-
-
 def test_url_instead_of_host_is_explained() -> None:
     with pytest.raises(ConfigError, match=r"ENVOY_HOST: .*not a URL"):
         load_settings(envoy_host="https://envoy.local/").gateway_list()

@@ -22,6 +22,8 @@ from pyenphase.exceptions import (
     EnvoyCommunicationError,
     EnvoyProbeFailed,
 )
+from pyenphase.models.envoy import EnvoyData
+from pyenphase.models.meters import EnvoyMeterData
 from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT
 
 from envoy2mqtt.sim import (
@@ -484,6 +486,43 @@ async def test_drift_off_grid_makes_the_battery_carry_the_house() -> None:
         data = await envoy.update()
     assert data.system_net_consumption is not None
     assert data.system_net_consumption.watts_now == 0
+
+
+def ct(data: EnvoyData, kind: str) -> EnvoyMeterData:
+    """A CT's reading, which must be there."""
+    meter = data.ctmeters.get(kind)
+    assert meter is not None
+    return meter
+
+
+async def test_drift_charges_from_the_grid_only_when_the_settings_allow_it() -> None:
+    clock = FakeClock(NOON_UTC + 10 * 3600)  # 22:00: no sun, so any charging is from the grid
+    name = "8.2.4286_with_3cts_and_battery_split"
+    gateway = SimulatedGateway(capture=name, drift=True, clock=clock, seed=5, utc_offset_s=0)
+    async with gateway, connected(gateway) as envoy:
+        gateway.set_battery(soc=15)  # below the capture's 20 % reserve
+        clock.now += 60
+        forbidden = await envoy.update()  # the capture's setting: charge_from_grid false
+        gateway.set_storage(charge_from_grid=True)
+        clock.now += 60
+        allowed = await envoy.update()
+        gateway.set_storage(mode="backup", charge_from_grid=False)
+        gateway.set_battery(soc=60)
+        clock.now += 60
+        backup = await envoy.update()
+    storage = [ct(d, "storage") for d in (forbidden, allowed, backup)]
+    net = [ct(d, "net-consumption") for d in (forbidden, allowed, backup)]
+    assert storage[0].active_power == 0  # at the reserve: neither charging nor discharging
+    assert net[0].active_power > 0  # so the grid carries the house
+    assert storage[1].active_power < -10_000  # charging at the five batteries' 19.2 kW
+    assert net[1].active_power > -storage[1].active_power  # from the grid, and the house too
+    assert storage[2].active_power == 0  # full backup never discharges on grid
+    assert forbidden.tariff is not None
+    assert forbidden.tariff.storage_settings is not None
+    assert forbidden.tariff.storage_settings.charge_from_grid is False
+    assert allowed.tariff is not None
+    assert allowed.tariff.storage_settings is not None
+    assert allowed.tariff.storage_settings.charge_from_grid is True
 
 
 async def test_enlighten_login_token_and_check_jwt_through_pyenphase(

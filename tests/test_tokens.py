@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.auth.store import StoredToken, TokenInfo, TokenStore
-from envoy2mqtt.auth.tokens import (
-    CloudTokens,
-    CloudUnreachable,
-    FixedToken,
-    LoginRejected,
-    TokenError,
-    TokenExpired,
-    describe,
-    token_claims,
-)
+from envoy2mqtt.auth.claims import TokenInfo, describe, token_claims
+from envoy2mqtt.auth.cloud import CloudTokens
+from envoy2mqtt.auth.errors import CloudUnreachable, LoginRejected, TokenError, TokenExpired
+from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.renewal import Renewal
+from envoy2mqtt.auth.store import StoredToken, TokenStore
 from envoy2mqtt.catalog.auth import AUTH
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.core.snapshot import AuthStatus, GatewayInfo, Snapshot
@@ -108,22 +103,36 @@ def test_garbage_is_not_a_token_and_the_message_does_not_repeat_it() -> None:
 
 def test_owner_token_renews_thirty_days_before_expiry() -> None:
     info = TokenInfo(START + timedelta(days=365), START, "owner", SERIAL)
-    assert info.renew_at(30) == START + timedelta(days=335)
-    assert not info.due(START + timedelta(days=334), 30)
-    assert info.due(START + timedelta(days=335), 30)
+    renewal = Renewal(days=30)
+    assert renewal.renew_at(info) == START + timedelta(days=335)
+    assert not renewal.due(info, START + timedelta(days=334))
+    assert renewal.due(info, START + timedelta(days=335))
 
 
 def test_installer_token_renews_with_a_quarter_of_its_life_left() -> None:
     info = TokenInfo(START + timedelta(hours=12), START, "installer", SERIAL)
-    assert info.renew_at(30) == START + timedelta(hours=9)
-    assert not info.due(START + timedelta(hours=8), 30)
+    renewal = Renewal(days=30)
+    assert renewal.renew_at(info) == START + timedelta(hours=9)
+    assert not renewal.due(info, START + timedelta(hours=8))
 
 
 def test_lifetime_without_iat_is_the_typical_one_for_the_type() -> None:
     installer = TokenInfo(START + timedelta(hours=12), None, "installer", None)
-    assert installer.renew_at(30) == START + timedelta(hours=9)
+    assert Renewal(days=30).renew_at(installer) == START + timedelta(hours=9)
     owner = TokenInfo(START + timedelta(days=365), None, "owner", None)
-    assert owner.renew_at(30) == START + timedelta(days=335)
+    assert Renewal(days=30).renew_at(owner) == START + timedelta(days=335)
+
+
+def test_next_check_is_daily_then_at_renewal_then_after_the_backoff() -> None:
+    info = TokenInfo(START + timedelta(days=365), START, "owner", SERIAL)
+    renewal = Renewal(days=30)
+    assert renewal.next_check(info, START) == DAY
+    assert renewal.next_check(info, START + timedelta(days=334, hours=23)) == 3600
+    due = START + timedelta(days=336)
+    assert renewal.next_check(info, due) == 1.0  # due now: soon, but never a busy loop
+    assert renewal.next_check(info, due, retry_at=due + timedelta(minutes=5)) == 300
+    assert renewal.next_check(None, due) == DAY
+    assert renewal.next_check(TokenInfo(None, None, "owner", SERIAL), due) == DAY
 
 
 def test_a_token_about_to_expire_is_not_usable() -> None:
@@ -296,7 +305,7 @@ async def test_cloud_down_keeps_the_token_backs_off_and_says_so_once(
     token = await source.token(SERIAL)
     clock.advance(days=340)
     cloud.error = CloudUnreachable("cannot reach Enphase's cloud (example: ClientError)")
-    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.tokens"):
+    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.cloud"):
         for _ in range(6):
             assert not await source.maintain(SERIAL)  # in back-off: no call at all
             clock.advance(seconds=source.next_check())

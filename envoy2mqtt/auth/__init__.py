@@ -1,8 +1,10 @@
-"""Gateway credentials: token sources, the token store, the Enlighten client, `token` command.
+"""Gateway credentials for firmware 7+: token sources, renewal, the cache, Enlighten, `token`.
 
-Firmware 7+ wants a JWT: a fixed ENVOY_TOKEN, or one fetched from Enlighten, cached in
-STATE_DIR and renewed ahead of expiry. Older firmware uses digest auth, handled by pyenphase
-in `gateway`. May import: `core`, `settings`, aiohttp (for Enlighten only) and pyjwt; never
-`gateway`, `catalog` or `mqtt` (the `token` command reaches the gateway through `gateway`,
-imported lazily at run time).
+A JWT comes from a fixed ENVOY_TOKEN (`fixed`) or from an Enlighten account (`cloud`: the
+current token, else the one cached in STATE_DIR by `store`, else a fresh one from `enlighten`),
+renewed ahead of expiry by the rule in `renewal`; `factory` picks the source from the settings.
+Older firmware uses digest auth, handled by pyenphase in `gateway`. May import `core`,
+`settings`, aiohttp (in `enlighten` only) and pyjwt (in `claims` only); never `gateway`,
+`catalog` or `mqtt` at import time (the `token` command reaches the gateway through
+`gateway.client`, imported inside the function).
 """

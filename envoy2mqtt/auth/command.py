@@ -9,9 +9,11 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from envoy2mqtt.auth.store import TokenInfo
-from envoy2mqtt.auth.tokens import CloudTokens, FixedToken, TokenError, token_source
-from envoy2mqtt.gateway.client import GatewayAuthError, GatewayClient, GatewayError
+from envoy2mqtt.auth.claims import TokenInfo
+from envoy2mqtt.auth.cloud import CloudTokens
+from envoy2mqtt.auth.errors import TokenError
+from envoy2mqtt.auth.factory import token_source
+from envoy2mqtt.auth.fixed import FixedToken
 from envoy2mqtt.settings import GatewaySettings, Settings
 
 Lines = list[tuple[str, str]]
@@ -34,6 +36,11 @@ async def token_command(
 async def _inspect(
     settings: Settings, gateway: GatewaySettings, lines: Lines, *, show: bool, renew: bool
 ) -> int:
+    # imported here, not at the top: the gateway edge imports auth, never the reverse
+    from envoy2mqtt.gateway.client import GatewayClient
+    from envoy2mqtt.gateway.errors import GatewayAuthError, GatewayError
+    from envoy2mqtt.gateway.finder import NotFound, find_one, interfaces_from, is_auto
+
     source = token_source(settings, gateway)
     if renew and isinstance(source, FixedToken):
         lines.append(
@@ -43,8 +50,15 @@ async def _inspect(
     if renew and isinstance(source, CloudTokens):
         source.skip_cache()
     serial, reached = gateway.serial or "", False
+    host = gateway.host
+    if is_auto(host):
+        try:
+            host = await find_one(gateway.serial, interfaces_from(settings.mdns_interfaces))
+        except NotFound as err:
+            lines.append(("gateway", f"not found by mDNS ({err})"))
+            return 1
     async with GatewayClient(
-        gateway.host,
+        host,
         username=gateway.username,
         password=gateway.password.get_secret_value() if gateway.password else None,
         tokens=source,
@@ -60,6 +74,12 @@ async def _inspect(
         else:
             serial, reached = info.serial, True
             lines += [("serial", info.serial), ("firmware", info.firmware)]
+    return await _report(source, serial, lines, reached=reached, show=show)
+
+
+async def _report(
+    source: FixedToken | CloudTokens | None, serial: str, lines: Lines, *, reached: bool, show: bool
+) -> int:
     if reached and (source is None or source.status().last_success is None):
         lines.append(("auth", "digest (firmware < 7: user envoy or installer), no token needed"))
         return 0
@@ -75,20 +95,18 @@ async def _inspect(
         return 1
     if not reached:
         lines.append(("serial", serial))
-    lines += _status(source, token, settings.token_renew_days, show=show)
+    lines += _status(source, token, show=show)
     if reached:
         lines.append(("gateway", "accepted the token"))
     return 0 if reached else 1
 
 
-def _status(
-    source: FixedToken | CloudTokens, token: str, renew_days: float, *, show: bool
-) -> Lines:
+def _status(source: FixedToken | CloudTokens, token: str, *, show: bool) -> Lines:
     lines: Lines = [("source", source.origin or "unknown")]
     info = source.info
     if info is not None:
         lines += [("type", info.kind or "unknown"), ("expires", _expiry(info))]
-        renew_at = info.renew_at(renew_days)
+        renew_at = source.renewal.renew_at(info)
         if renew_at is not None and isinstance(source, CloudTokens):
             lines.append(("renews", f"from {renew_at.isoformat(timespec='minutes')}"))
     lines.append(("token", token if show else "hidden (add --show to print it)"))

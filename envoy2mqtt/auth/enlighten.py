@@ -1,73 +1,24 @@
-"""Enphase's cloud: Enlighten login and the Entrez token service, and their failures."""
+"""Enphase's cloud: Enlighten login and the Entrez token service, each failure a TokenError."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from typing import ClassVar, Final, Protocol
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
 
-from envoy2mqtt.auth.store import TokenInfo
-
-log = logging.getLogger(__name__)
-
-TOKEN_PAGE: Final = "https://entrez.enphaseenergy.com"  # noqa: S105 - a URL
-
-
-class TokenError(Exception):
-    """No usable token; the message tells the user what to do."""
-
-    permanent: ClassVar[bool] = False  # retrying without a configuration change cannot help
-
-
-class CloudUnreachable(TokenError):
-    """Enphase's cloud did not answer, or answered that it is unavailable."""
-
-
-class LoginRejected(TokenError):
-    """Enlighten refused the username or password."""
-
-    permanent = True
-
-
-class MfaRequired(TokenError):
-    """The account uses multi-factor login, which a bridge cannot answer."""
-
-    permanent = True
-
-
-class UnknownSerial(TokenError):
-    """The token service does not know the gateway's serial for this account."""
-
-    permanent = True
-
-
-class SessionRefused(TokenError):
-    """The token service refused a fresh Enlighten session ("You need to sign in first")."""
-
-
-class TokenExpired(TokenError):
-    """The fixed ENVOY_TOKEN has expired."""
-
-    permanent = True
-
-
-def token_claims(token: str) -> dict[str, object]:
-    """The JWT's claims, read without checking the signature (only the gateway can)."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as err:
-        raise TokenError("the token is not a JWT (expected three dot-separated parts)") from err
-    return dict(claims)
-
-
-def describe(token: str) -> TokenInfo:
-    """What a token's claims say (raises TokenError if it is not a JWT)."""
-    return TokenInfo.from_claims(token_claims(token))
+from envoy2mqtt.auth.claims import describe
+from envoy2mqtt.auth.errors import (
+    TOKEN_PAGE,
+    CloudUnreachable,
+    LoginRejected,
+    MfaRequired,
+    SessionRefused,
+    TokenError,
+    UnknownSerial,
+)
 
 
 class TokenService(Protocol):

@@ -1,10 +1,4 @@
-"""Cached tokens: what their claims say, when to renew them, and the files in STATE_DIR.
-
-Renewal rule: a token is renewed once less than `min(TOKEN_RENEW_DAYS, lifetime / 4)` is
-left. An owner token (a year) renews 30 days ahead, an installer token (12 hours) 3 hours
-ahead; a flat 30 days would renew a 12-hour token on every check, and a daily check alone
-would let it lapse, so the next check is due at the earlier of one day and the renewal time.
-"""
+"""The token cache: one file per gateway in STATE_DIR, mode 0600, written atomically."""
 
 from __future__ import annotations
 
@@ -13,9 +7,8 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -24,59 +17,6 @@ log = logging.getLogger(__name__)
 FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
-EXPIRY_MARGIN: Final = timedelta(minutes=1)  # a token this close to expiry is not worth using
-TYPICAL_LIFETIME: Final = {"installer": timedelta(hours=12), "owner": timedelta(days=365)}
-
-
-def _time(value: object) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return datetime.fromtimestamp(value, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """What a token's claims say: expiry, issue time, type (owner/installer), gateway."""
-
-    expires_at: datetime | None
-    issued_at: datetime | None
-    kind: str | None
-    serial: str | None
-
-    @classmethod
-    def from_claims(cls, claims: Mapping[str, object]) -> TokenInfo:
-        """Read the claims Enphase puts in its tokens."""
-        kind, aud = claims.get("enphaseUser"), claims.get("aud")
-        return cls(
-            expires_at=_time(claims.get("exp")),
-            issued_at=_time(claims.get("iat")),
-            kind=str(kind) if kind else None,
-            serial=aud if isinstance(aud, str) and aud else None,
-        )
-
-    @property
-    def lifetime(self) -> timedelta:
-        """How long the token was issued for (from its claims, else typical for its type)."""
-        if self.expires_at is not None and self.issued_at is not None:
-            return max(self.expires_at - self.issued_at, timedelta(0))
-        return TYPICAL_LIFETIME.get(self.kind or "", TYPICAL_LIFETIME["owner"])
-
-    def renew_at(self, renew_days: float) -> datetime | None:
-        """When renewal becomes due: `min(renew_days, lifetime / 4)` before expiry."""
-        if self.expires_at is None:
-            return None
-        return self.expires_at - min(timedelta(days=renew_days), self.lifetime / 4)
-
-    def usable(self, now: datetime) -> bool:
-        """Whether the token is still worth presenting (not about to expire mid-request)."""
-        if self.expires_at is None:
-            return True
-        return self.expires_at - min(EXPIRY_MARGIN, self.lifetime / 20) > now
-
-    def due(self, now: datetime, renew_days: float) -> bool:
-        """Whether renewal is due."""
-        renew_at = self.renew_at(renew_days)
-        return renew_at is not None and now >= renew_at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

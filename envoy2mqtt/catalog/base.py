@@ -28,11 +28,10 @@ from envoy2mqtt.catalog.metric import (
     Metric,
     Reading,
     V,
-    Value,
     W,
     clean,
 )
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 T = TypeVar("T")
 
@@ -123,6 +122,7 @@ class Shape:
     precision: int | None = None
     payload_on: str | None = None
     payload_off: str | None = None
+    pace: str | None = None  # see Metric.pace: how often a state of this kind may move
 
     def __call__(
         self,
@@ -137,6 +137,10 @@ class Shape:
         daily: bool = False,
         icon: str | None = None,
         options: tuple[str, ...] = (),
+        clamp_negative: bool = False,
+        event: str | None = None,
+        in_context: bool = False,
+        summary: str | None = None,
     ) -> Metric[T]:
         """A metric of this shape."""
         return Metric(
@@ -158,30 +162,66 @@ class Shape:
             options=options,
             description=description,
             daily=daily,
+            clamp_negative=clamp_negative,
+            event=event,
+            in_context=in_context,
+            summary=summary,
+            pace=self.pace,
         )
 
 
-POWER_W: Final = Shape(unit=W, device_class=POWER, state_class=MEASUREMENT, deadband=5)
+POWER_W: Final = Shape(
+    unit=W, device_class=POWER, state_class=MEASUREMENT, deadband=5, pace="power"
+)
 PEAK_W: Final = Shape(unit=W, device_class=POWER, category=DIAGNOSTIC)
-APPARENT_VA: Final = Shape(unit=VA, device_class="apparent_power", state_class=MEASUREMENT)
-ENERGY_COUNTER: Final = Shape(unit=WH, device_class=ENERGY, state_class=TOTAL_INCREASING)
-ENERGY_NET: Final = Shape(unit=WH, device_class=ENERGY, state_class=TOTAL)
-ENERGY_WINDOW: Final = Shape(unit=WH, device_class=ENERGY)  # rolling: goes up and down
-STORED_ENERGY: Final = Shape(unit=WH, device_class=ENERGY_STORAGE, state_class=MEASUREMENT)
+APPARENT_VA: Final = Shape(
+    unit=VA, device_class="apparent_power", state_class=MEASUREMENT, pace="power"
+)
+ENERGY_COUNTER: Final = Shape(
+    unit=WH, device_class=ENERGY, state_class=TOTAL_INCREASING, pace="energy"
+)
+ENERGY_NET: Final = Shape(unit=WH, device_class=ENERGY, state_class=TOTAL, pace="energy")
+ENERGY_WINDOW: Final = Shape(unit=WH, device_class=ENERGY, pace="energy")  # rolling: up and down
+STORED_ENERGY: Final = Shape(
+    unit=WH, device_class=ENERGY_STORAGE, state_class=MEASUREMENT, pace="energy"
+)
 VOLTAGE: Final = Shape(
-    unit=V, device_class="voltage", state_class=MEASUREMENT, deadband=0.5, precision=1
+    unit=V,
+    device_class="voltage",
+    state_class=MEASUREMENT,
+    deadband=0.5,
+    precision=1,
+    pace="measurement",
 )
 CURRENT: Final = Shape(
-    unit=A, device_class="current", state_class=MEASUREMENT, deadband=0.05, precision=2
+    unit=A,
+    device_class="current",
+    state_class=MEASUREMENT,
+    deadband=0.05,
+    precision=2,
+    pace="measurement",
 )
 FREQUENCY: Final = Shape(
-    unit=HZ, device_class="frequency", state_class=MEASUREMENT, deadband=0.01, precision=2
+    unit=HZ,
+    device_class="frequency",
+    state_class=MEASUREMENT,
+    deadband=0.01,
+    precision=2,
+    pace="measurement",
 )
 POWER_FACTOR: Final = Shape(
-    device_class="power_factor", state_class=MEASUREMENT, deadband=0.01, precision=2
+    device_class="power_factor",
+    state_class=MEASUREMENT,
+    deadband=0.01,
+    precision=2,
+    pace="measurement",
 )
-TEMPERATURE: Final = Shape(unit=CELSIUS, device_class="temperature", state_class=MEASUREMENT)
-BATTERY_LEVEL: Final = Shape(unit=PCT, device_class="battery", state_class=MEASUREMENT)
+TEMPERATURE: Final = Shape(
+    unit=CELSIUS, device_class="temperature", state_class=MEASUREMENT, pace="measurement"
+)
+BATTERY_LEVEL: Final = Shape(
+    unit=PCT, device_class="battery", state_class=MEASUREMENT, pace="measurement"
+)
 PERCENT_SETTING: Final = Shape(unit=PCT)
 COUNT: Final = Shape(state_class=MEASUREMENT)
 MINUTES: Final = Shape(unit="min", device_class="duration", category=DIAGNOSTIC)
@@ -217,7 +257,7 @@ class Gated:
         """The inner source's inputs (which cover what `present` reads)."""
         return self.source.inputs
 
-    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+    def readings(self, snapshot: Snapshot, warned: set[str] | None = None) -> Iterator[Reading]:
         """The source's readings, or none when the equipment is absent."""
         if self.present(snapshot.data):
-            yield from self.source.readings(snapshot)
+            yield from self.source.readings(snapshot, warned)

@@ -20,23 +20,28 @@ from envoy2mqtt.catalog.base import (
     TEXT,
     Gated,
     Reader,
+    Shape,
     attribute,
     on_off,
 )
 from envoy2mqtt.catalog.derived import (
     BATTERY_CHARGED,
     BATTERY_DISCHARGED,
+    RUNWAY_CAP_MIN,
+    backup_runway,
     battery_watts,
     has_batteries,
+    house_load_watts,
 )
 from envoy2mqtt.catalog.encharge import BATTERIES
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics, Value
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 __all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", "battery_state"]
 
 IDLE_WATTS: Final = 50  # below this either way a battery is idle (standby draw, CT noise)
 BATTERY_STATES: Final = ("charging", "discharging", "idle")
+RUNWAY: Final = Shape(unit="min", device_class="duration", deadband=1, pace="measurement")
 STORAGE_MODES: Final = tuple(
     mode.value for mode in EnvoyStorageMode if mode is not EnvoyStorageMode.LEGACY_SAVINGS
 )
@@ -101,14 +106,6 @@ def _battery_energy(ct_name: str, derived_key: str) -> Reader:
     return read
 
 
-def _house_load(snap: Snapshot) -> int | None:
-    consumption = snap.data.system_consumption
-    battery = battery_watts(snap.data)
-    if consumption is None or battery is None:
-        return None
-    return consumption.watts_now + battery
-
-
 def _storage(name: str) -> Reader:
     return attribute(lambda d: d.tariff.storage_settings if d.tariff else None, name)
 
@@ -141,12 +138,17 @@ BATTERY = Gated(
                 _soc,
                 "All batteries together",
                 urgent=True,
+                event="battery_soc",
+                in_context=True,
+                summary="soc",
             ),
             POWER_W(
                 "battery_power",
                 "Battery power",
                 lambda s: battery_watts(s.data),
                 "Positive discharging, negative charging (storage CT where fitted)",
+                in_context=True,
+                summary="bat",
             ),
             ENUM(
                 "battery_state",
@@ -155,6 +157,8 @@ BATTERY = Gated(
                 f"What the batteries are doing (idle within ±{IDLE_WATTS} W)",
                 urgent=True,
                 options=BATTERY_STATES,
+                event="battery",
+                in_context=True,
             ),
             ENUM(
                 "battery_mode",
@@ -163,6 +167,7 @@ BATTERY = Gated(
                 "Storage mode (the storage settings)",
                 urgent=True,
                 options=STORAGE_MODES,
+                event="mode",
             ),
             STORED_ENERGY(
                 "battery_available_energy",
@@ -211,8 +216,17 @@ BATTERY = Gated(
             POWER_W(
                 "house_load_power",
                 "House load power",
-                _house_load,
+                lambda s: house_load_watts(s.data),
                 "Consumption without the battery: consumption power plus battery power",
+            ),
+            RUNWAY(
+                "backup_runway",
+                "Backup runway",
+                lambda s: backup_runway(s.data),
+                "Minutes of battery above the reserve at the current house load "
+                f"(capped at {RUNWAY_CAP_MIN}, a week, for a load of about 0 W)",
+                in_context=True,
+                summary="run",
             ),
             PERCENT_SETTING(
                 "storage_reserve_soc",

@@ -1,4 +1,5 @@
-"""Values users keep building by hand: battery flow, its energy without a storage CT."""
+"""Values users keep building by hand: battery flow, its energy without a storage CT, house
+load and the backup runway."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 BATTERY_CHARGED: Final = "battery_charged_energy"
 BATTERY_DISCHARGED: Final = "battery_discharged_energy"
 MAX_GAP_S: Final = 600.0  # longer without a reading: do not guess what happened in between
+RUNWAY_CAP_MIN: Final = 10_080  # a week: the runway at a house load of ~0 W (or beyond a week)
 
 
 def storage_ct_watts(data: EnvoyData) -> int | None:
@@ -47,6 +49,45 @@ def battery_watts(data: EnvoyData) -> int | None:
     if data.acb_power is not None:
         parts.append(data.acb_power.power)
     return sum(parts) if parts else None
+
+
+def house_load_watts(data: EnvoyData) -> int | None:
+    """The house's own load: consumption plus battery power (the battery flow undone)."""
+    consumption = data.system_consumption
+    battery = battery_watts(data)
+    if consumption is None or battery is None:
+        return None
+    return consumption.watts_now + battery
+
+
+def reserve_percent(data: EnvoyData) -> float | None:
+    """The backup reserve: the storage settings' own, else the gateway's adjusted one."""
+    settings = data.tariff.storage_settings if data.tariff else None
+    if settings is not None and settings.reserved_soc is not None:
+        return float(settings.reserved_soc)
+    enc = data.encharge_aggregate
+    return float(enc.reserve_state_of_charge) if enc is not None else None
+
+
+def backup_runway(data: EnvoyData) -> int | None:
+    """Minutes until the batteries reach the reserve at the current house load.
+
+    The energy above the reserve over the house load (which the battery's own flow does not
+    distort). A load of about nothing would give any number at all: it is capped at
+    RUNWAY_CAP_MIN, as is anything beyond a week. None without IQ Batteries' capacity (AC
+    Batteries give no backup).
+    """
+    aggregate = data.battery_aggregate or data.encharge_aggregate
+    load, reserve = house_load_watts(data), reserve_percent(data)
+    if aggregate is None or load is None or reserve is None:
+        return None
+    capacity = aggregate.max_available_capacity
+    above = aggregate.available_energy - capacity * min(max(reserve, 0.0), 100.0) / 100
+    if capacity <= 0 or above <= 0:
+        return 0
+    if load * RUNWAY_CAP_MIN <= above * 60:  # ~0 W (or negative: CT noise) or over a week
+        return RUNWAY_CAP_MIN
+    return math.floor(above * 60 / load)
 
 
 @dataclass(slots=True)

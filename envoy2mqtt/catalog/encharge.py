@@ -23,8 +23,8 @@ from envoy2mqtt.catalog.base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Value, by_id
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, by_id
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from envoy2mqtt.catalog.base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, Value, by_id
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, by_id
 from envoy2mqtt.catalog.relays import DRY_CONTACTS, GENERATORS
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 __all__ = ["C6_COMBINERS", "COLLARS", "DRY_CONTACTS", "ENPOWERS", "GENERATORS"]
 

@@ -25,9 +25,9 @@ from envoy2mqtt.catalog.base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Value, by_id, device_id
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, by_id, device_id
 from envoy2mqtt.catalog.status import has_problem, status_text
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,7 @@ INVERTERS = Family(
             _read("last_report_watts"),
             "Power at its last report (every 5 minutes)",
             enabled=False,
+            clamp_negative=True,
         ),
         PEAK_W(
             "max_power",

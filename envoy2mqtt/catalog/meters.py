@@ -22,8 +22,8 @@ from envoy2mqtt.catalog.base import (
     joined,
     part_attribute,
 )
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, Value, by_id
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, by_id
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 LABELS: Final[Mapping[str, str]] = {
     CtType.PRODUCTION: "Production",

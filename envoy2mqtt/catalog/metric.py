@@ -9,10 +9,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
 from envoy2mqtt.core.naming import sanitize
-from envoy2mqtt.core.snapshot import Snapshot
-
-Value = int | float | str
-"""A published value: a number in SI units or a plain word."""
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -58,6 +55,12 @@ class Metric(Generic[T]):
     options: tuple[str, ...] = ()
     description: str = ""  # what the value means, for the topic reference
     daily: bool = False  # a "today" counter: a drop after midnight is a new day, not a glitch
+    clamp_negative: bool = False  # production: a few negative watts at night read as 0
+    debounced: bool = False  # believed only after GRID_DEBOUNCE reads in a row (grid status)
+    event: str | None = None  # the event type a change of this value raises
+    in_context: bool = False  # carried in every event's context
+    summary: str | None = None  # its short key in the summary for small displays
+    pace: str | None = None  # "energy", "power" or "measurement": how often its state may move
 
     @property
     def is_counter(self) -> bool:
@@ -109,8 +112,8 @@ class Source(Protocol):
         """What the readings depend on: the same objects there, the same readings."""
         ...
 
-    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
-        """Yield every reading the snapshot has for this source."""
+    def readings(self, snapshot: Snapshot, warned: set[str] | None = None) -> Iterator[Reading]:
+        """Yield every reading the snapshot has for this source (see `safe_read`)."""
         ...
 
 
@@ -138,10 +141,10 @@ class GatewayMetrics:
     metrics: tuple[Metric[Snapshot], ...]
     inputs: Inputs = None
 
-    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+    def readings(self, snapshot: Snapshot, warned: set[str] | None = None) -> Iterator[Reading]:
         """Yield the metrics the gateway has data for."""
         for metric in self.metrics:
-            value = safe_read(metric, snapshot)
+            value = safe_read(metric, snapshot, metric.key, warned)
             if value is not None:
                 yield Reading(Entity(metric.key, metric), value)  # type: ignore[arg-type]
 
@@ -156,7 +159,7 @@ class Family(Generic[T]):
     metrics: tuple[Metric[T], ...]
     inputs: Inputs = None
 
-    def readings(self, snapshot: Snapshot) -> Iterator[Reading]:
+    def readings(self, snapshot: Snapshot, warned: set[str] | None = None) -> Iterator[Reading]:
         """Yield the metrics of every member device (one without an id is skipped)."""
         for raw_id, member in self.members(snapshot).items():
             member_id = device_id(raw_id)
@@ -165,10 +168,10 @@ class Family(Generic[T]):
             device = self.describe(member_id, member, snapshot)
             base = f"{self.kind}/{sanitize(member_id)}"
             for metric in self.metrics:
-                value = safe_read(metric, member)
+                path = f"{base}/{metric.key}"
+                value = safe_read(metric, member, path, warned)
                 if value is not None:
-                    entity = Entity(f"{base}/{metric.key}", metric, device)  # type: ignore[arg-type]
-                    yield Reading(entity, value)
+                    yield Reading(Entity(path, metric, device), value)  # type: ignore[arg-type]
 
 
 def device_id(raw: object) -> str | None:
@@ -198,17 +201,22 @@ def by_id(members: Mapping[K, T] | None) -> dict[str, T]:
     return out
 
 
-_broken: set[str] = set()
+def safe_read(
+    metric: Metric[T], source: T, path: str, warned: set[str] | None = None
+) -> Value | None:
+    """Read one metric; gateway garbage that breaks a reader means no value, not a crash.
 
-
-def safe_read(metric: Metric[T], source: T) -> Value | None:
-    """Read one metric; gateway garbage that breaks a reader means no value, not a crash."""
+    `warned` is the caller's memory of paths already reported, so each gateway says so once
+    per entity; without one, the failure is only logged at debug level.
+    """
     try:
         return clean(metric.read(source))
     except (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as err:
-        if metric.key not in _broken:  # say so once per metric, not every poll
-            _broken.add(metric.key)
-            log.warning("cannot read %s from the gateway's data (%s): skipped", metric.key, err)
+        if warned is None:
+            log.debug("cannot read %s from the gateway's data (%s): skipped", path, err)
+        elif path not in warned:
+            warned.add(path)
+            log.warning("cannot read %s from the gateway's data (%s): skipped", path, err)
         return None
 
 

@@ -82,6 +82,7 @@ def _metrics() -> tuple[Metric[Snapshot], ...]:
             f"{what.capitalize()}: {name}, phase {phase}",
             enabled=False,
             daily=daily,
+            clamp_negative=prefix == "production" and suffix == "power",
         )
         for part, prefix, label, what in PARTS
         for shape, suffix, name, attr, parts, daily in QUANTITIES

@@ -19,8 +19,8 @@ from envoy2mqtt.catalog.base import (
     on_off,
     part_attribute,
 )
-from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Value, by_id, device_id
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, by_id, device_id
+from envoy2mqtt.core.snapshot import Snapshot, Value
 
 GENERATOR_MODES = ("off", "on", "auto")
 

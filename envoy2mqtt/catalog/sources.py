@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
 
 from envoy2mqtt.catalog.auth import AUTH
@@ -35,7 +34,6 @@ __all__ = [
     "SOURCES",
     "Reader",
     "attribute",
-    "empty_data",
     "readings",
     "values",
 ]
@@ -84,6 +82,9 @@ GATEWAY = GatewayMetrics(
             "Production power",
             _production("watts_now"),
             "Solar production now",
+            clamp_negative=True,
+            in_context=True,
+            summary="pv",
         ),
         ENERGY_COUNTER(
             "production_energy_today",
@@ -109,6 +110,8 @@ GATEWAY = GatewayMetrics(
             "Consumption power",
             _consumption("watts_now"),
             "House consumption now (consumption CT)",
+            in_context=True,
+            summary="load",
         ),
         ENERGY_COUNTER(
             "consumption_energy_today",
@@ -134,6 +137,8 @@ GATEWAY = GatewayMetrics(
             "Net power",
             _net_watts,
             "Grid power: positive importing, negative exporting",
+            in_context=True,
+            summary="net",
         ),
         ENERGY_NET(
             "net_energy_lifetime",
@@ -146,12 +151,14 @@ GATEWAY = GatewayMetrics(
             "Grid import power",
             _import_watts,
             "Power drawn from the grid (0 while exporting)",
+            summary="imp",
         ),
         POWER_W(
             "grid_export_power",
             "Grid export power",
             _export_watts,
             "Power fed into the grid (0 while importing)",
+            summary="exp",
         ),
         ENERGY_COUNTER(
             "grid_import_energy",
@@ -174,6 +181,10 @@ GATEWAY = GatewayMetrics(
             payload_on=GridStatus.ON_GRID.value,
             payload_off=GridStatus.OFF_GRID.value,
             urgent=True,
+            debounced=True,
+            event="grid",
+            in_context=True,
+            summary="grid",
             description="on-grid / off-grid, from the Enpower relay or the IQ Meter Collar",
         ),
     ),
@@ -214,8 +225,3 @@ def readings(snapshot: Snapshot) -> Iterator[Reading]:
 def values(snapshot: Snapshot) -> dict[str, Reading]:
     """Readings keyed by topic path."""
     return {reading.entity.path: reading for reading in readings(snapshot)}
-
-
-def empty_data() -> EnvoyData:
-    """Gateway data with nothing in it (before the first successful read)."""
-    return EnvoyData()

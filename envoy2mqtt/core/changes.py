@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from envoy2mqtt.catalog.metric import Value
+from envoy2mqtt.core.snapshot import Value
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,27 @@ class ChangeDetector:
         values: Mapping[str, Value],
         now: float,
         deadbands: Mapping[str, float] | None = None,
+        pacing: Mapping[str, tuple[float, float]] | None = None,
     ) -> dict[str, Value]:
-        """Return the values to publish now, and remember them as published."""
+        """Return the values to publish now, and remember them as published.
+
+        `pacing` gives a value a minimum interval between publishes, and a jump that is
+        published at once all the same: (seconds, jump; 0 = no jump). A change held back is
+        not lost: it differs from what was published, so a later diff publishes the newest.
+        """
         out: dict[str, Value] = {}
         bands = deadbands or {}
+        paced = pacing or {}
         for key, value in values.items():
             last = self._last.get(key)
-            if (
-                last is None
-                or now - last.at >= self.heartbeat
-                or _differs(last.value, value, bands.get(key, 0.0))
-            ):
+            if last is None or now - last.at >= self.heartbeat:
+                publish = True
+            elif not _differs(last.value, value, bands.get(key, 0.0)):
+                publish = False
+            else:
+                interval, jump = paced.get(key, (0.0, 0.0))
+                publish = now - last.at >= interval or _jumped(last.value, value, jump)
+            if publish:
                 out[key] = value
                 self._last[key] = _Published(value, now)
         return out
@@ -59,9 +69,11 @@ class ChangeDetector:
         """Every value as last published (for re-publishing after a reconnect)."""
         return {key: published.value for key, published in self._last.items()}
 
-    def forget(self) -> None:
-        """Forget everything, so the next diff publishes every value."""
-        self._last.clear()
+
+def _jumped(old: Value, new: Value, jump: float) -> bool:
+    if jump <= 0 or isinstance(old, str) or isinstance(new, str):
+        return False
+    return abs(new - old) >= jump
 
 
 def _differs(old: Value, new: Value, deadband: float) -> bool:
@@ -108,10 +120,6 @@ class CounterGuard:
                 "%s went backwards (%s -> %s); holding the last good value", key, last, value
             )
         return last
-
-    def restore(self, known: Mapping[str, float]) -> None:
-        """Seed last good values (from a previous run)."""
-        self._good.update(known)
 
 
 @dataclass(slots=True)

@@ -10,22 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from envoy2mqtt.catalog.metric import Value
+from envoy2mqtt.core.snapshot import Value
 
-GRID: Final = "grid_status"
-BATTERY_STATE: Final = "battery_state"
-BATTERY_SOC: Final = "battery_soc"
-BATTERY_MODE: Final = "battery_mode"
+SOC_CROSSING: Final = "battery_soc"
+"""The event type of a state of charge: raised when it crosses a threshold, not on change."""
 
-CONTEXT_KEYS: Final = (
-    "grid_status",
-    "battery_soc",
-    "battery_power",
-    "battery_state",
-    "production_power",
-    "consumption_power",
-    "net_power",
-)
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Which values raise events and which ride along as context (from the catalog)."""
+
+    events: Mapping[str, str] = field(default_factory=dict)  # path -> event type
+    context: tuple[str, ...] = ()  # paths carried in every event
+
 
 _RUN: Final = uuid.uuid4().hex[:8]
 _SEQUENCE = itertools.count(1)
@@ -63,26 +60,25 @@ class EventDetector:
     """Compares each new set of values with the previous one and names the transitions."""
 
     soc_thresholds: Sequence[int] = (20, 10)
+    watch: Watch = field(default_factory=Watch)
     _last: dict[str, Value] = field(default_factory=dict)
 
     def detect(self, values: Mapping[str, Value], at: datetime) -> list[Event]:
-        """Return the events between the previous values and these."""
-        context = {key: values[key] for key in CONTEXT_KEYS if key in values}
+        """Return the events between the previous values and these (transitions first)."""
+        context = {key: values[key] for key in self.watch.context if key in values}
         events: list[Event] = []
-        for key, kind in ((GRID, "grid"), (BATTERY_STATE, "battery"), (BATTERY_MODE, "mode")):
-            if key not in values:
+        crossings: list[Event] = []
+        for path, kind in self.watch.events.items():
+            if path not in values:
                 continue
-            before, after = self._last.get(key), values[key]
-            if before is not None and before != after:
+            before, after = self._last.get(path), values[path]
+            self._last[path] = after
+            if kind == SOC_CROSSING:
+                if isinstance(before, int | float) and isinstance(after, int | float):
+                    crossings.extend(self._crossings(before, after, at, context))
+            elif before is not None and before != after:
                 events.append(Event(kind, before, after, at, context))
-            self._last[key] = after
-        soc = values.get(BATTERY_SOC)
-        if isinstance(soc, int | float):
-            before = self._last.get(BATTERY_SOC)
-            if isinstance(before, int | float):
-                events.extend(self._crossings(before, soc, at, context))
-            self._last[BATTERY_SOC] = soc
-        return events
+        return events + crossings
 
     def _crossings(
         self, before: float, after: float, at: datetime, context: Mapping[str, Value]
@@ -125,4 +121,4 @@ class EventDetector:
         context: Mapping[str, Value],
     ) -> Event:
         extra: dict[str, Value] = {"threshold": threshold, "direction": direction}
-        return Event("battery_soc", before, after, at, context, extra)
+        return Event(SOC_CROSSING, before, after, at, context, extra)

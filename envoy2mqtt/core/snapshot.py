@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from pyenphase.models.envoy import EnvoyData
+
+Value = int | float | str
+"""A published value: a number in SI units or a plain word."""
 
 
 class GridStatus(StrEnum):
@@ -29,6 +31,7 @@ class GatewayInfo:
     phase_count: int = 1
     phase_mode: str | None = None
     ct_meters: tuple[str, ...] = ()
+    timezone: str | None = None  # the zone the gateway states in /home, e.g. "US/Central"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,10 +58,6 @@ class Snapshot:
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     auth: AuthStatus | None = None
     derived: dict[str, float] = field(default_factory=dict)
-
-    def with_data(self, data: EnvoyData, taken_at: datetime | None = None) -> Snapshot:
-        """Return a copy with new gateway data."""
-        return dataclasses.replace(self, data=data, taken_at=taken_at or datetime.now(UTC))
 
 
 def grid_status(data: EnvoyData) -> GridStatus | None:

@@ -1,4 +1,4 @@
-"""Politeness towards the gateway: one request in flight, urgent lanes first, adaptive pace."""
+"""Politeness towards the gateway: one request in flight, urgent lanes first, each bounded."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from datetime import time as clock_time
+from dataclasses import dataclass
 from enum import IntEnum
 
 import aiohttp
@@ -32,9 +31,7 @@ current_lane: ContextVar[Lane] = ContextVar("current_lane", default=Lane.NORMAL)
 class GateStats:
     """What the gate has seen."""
 
-    requests: int = 0
     max_in_flight: int = 0
-    waited: float = 0.0
 
 
 class Gate:
@@ -53,7 +50,6 @@ class Gate:
     @asynccontextmanager
     async def slot(self, lane: Lane) -> AsyncIterator[None]:
         """Hold the only request slot for the duration of the block."""
-        started = time.monotonic()
         if self._busy or self._waiters:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (int(lane), next(self._order), future)
@@ -69,8 +65,6 @@ class Gate:
                 raise
         else:
             self._busy = True
-        self.stats.waited += time.monotonic() - started
-        self.stats.requests += 1
         self._in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
         try:
@@ -89,11 +83,10 @@ class Gate:
 
 
 Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+Middleware = Callable[[aiohttp.ClientRequest, Handler], Awaitable[aiohttp.ClientResponse]]
 
 
-def polite(
-    gate: Gate,
-) -> Callable[[aiohttp.ClientRequest, Handler], Awaitable[aiohttp.ClientResponse]]:
+def polite(gate: Gate) -> Middleware:
     """An aiohttp client middleware that sends every request through the gate.
 
     The body is read inside the slot, so the gateway has finished answering before the
@@ -114,41 +107,20 @@ def polite(
     return middleware
 
 
-@dataclass(slots=True)
-class Pace:
-    """Adaptive back-off: slow or failing answers stretch every interval, recovery shrinks it.
+def answered_within(seconds: float) -> Middleware:
+    """An aiohttp middleware bounding one request, counted from when it holds the gate.
 
-    The factor doubles on a failure, grows by half on a slow answer, and steps back by a
-    third per good answer, never below 1 or above ``max_factor``.
+    aiohttp's own total timeout also counts the wait for the gate, so a fast read queued
+    behind a slow /inventory.json would time out without the gateway ever being asked, and
+    the gateway would be marked offline for one slow endpoint.
     """
 
-    slow_after: float = 2.0
-    max_factor: float = 16.0
-    factor: float = 1.0
-    failures: int = 0
-    _changes: list[float] = field(default_factory=list)
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: Handler
+    ) -> aiohttp.ClientResponse:
+        async with asyncio.timeout(seconds):
+            response = await handler(request)
+            await response.read()
+            return response
 
-    def observe(self, duration: float, *, ok: bool) -> None:
-        """Record one answer (how long the gateway took to answer one request) or one failure."""
-        if not ok:
-            self.failures += 1
-            self.factor = min(self.factor * 2, self.max_factor)
-        elif duration > self.slow_after:
-            self.failures = 0
-            self.factor = min(self.factor * 1.5, self.max_factor)
-        else:
-            self.failures = 0
-            self.factor = max(1.0, self.factor / 1.5) if self.factor > 1 else 1.0
-
-    def interval(self, base: float) -> float:
-        """The interval to wait now for a lane whose normal interval is `base`."""
-        return base * self.factor
-
-
-def in_window(now: clock_time, start: clock_time | None, end: clock_time | None) -> bool:
-    """True when `now` lies in [start, end), windows crossing midnight included."""
-    if start is None or end is None:
-        return False
-    if start <= end:
-        return start <= now < end
-    return now >= start or now < end
+    return middleware

@@ -1,4 +1,4 @@
-"""The fast and battery lanes' newest readings, laid over the normal lane's full reading."""
+"""Lane readings laid over the normal lane's full reading: inverters, grid, meters, battery."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
+from pyenphase.const import URL_INVENTORY
 from pyenphase.models.acb import EnvoyBatteryAggregate
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
@@ -91,3 +92,15 @@ def merged(base: dict[K, V], over: Mapping[K, V]) -> dict[K, V]:
     if all(base.get(key, _ABSENT) is value for key, value in over.items()):
         return base
     return {**base, **over}
+
+
+def merge_inverters(base: EnvoyData, inverters: EnvoyData) -> EnvoyData:
+    """Carry the inverter lane's readings into a newer normal-lane reading."""
+    raw = dict(base.raw)
+    raw.update({k: v for k, v in inverters.raw.items() if k not in raw or k == URL_INVENTORY})
+    return replace(
+        base,
+        inverters=inverters.inverters or base.inverters,
+        acb_inventory=inverters.acb_inventory or base.acb_inventory,
+        raw=raw,
+    )

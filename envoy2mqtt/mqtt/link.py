@@ -16,7 +16,6 @@ import socket
 import ssl
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +25,12 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from envoy2mqtt.core.backoff import Backoff
+from envoy2mqtt.mqtt.client import Client
+from envoy2mqtt.mqtt.outbox import Message, Outbox
+from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
-ONLINE: Final = "online"
-OFFLINE: Final = "offline"
 PUBLISH_TIMEOUT: Final = 10.0
 LOGIN_REFUSED: Final = (4, 5, 134, 135)  # bad user name or password / not authorized
 
@@ -56,17 +56,10 @@ class MqttOptions:
     reconnect_max: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One outgoing message."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-
-
 Handler = Callable[[str, bytes], Awaitable[None]]
+RetainHandler = Callable[[str, bytes, bool], Awaitable[None]]
+"""`handler(topic, payload, retained)`: for those that must tell a retained message from a live
+one (a retained command must never run again at every connect)."""
 OnConnect = Callable[[], Awaitable[None]]
 
 
@@ -90,11 +83,10 @@ class MqttLink:
         self.on_connect = on_connect
         self.stats = LinkStats()
         self.connected = asyncio.Event()
-        self._events: deque[Message] = deque()
-        self._urgent: deque[Message] = deque()
-        self._states: dict[str, Message] = {}
+        self.outbox = Outbox(options.event_buffer)
         self._wake = asyncio.Event()
         self._handlers: dict[str, Handler] = {}
+        self._flagged: dict[str, RetainHandler] = {}
         self._client: aiomqtt.Client | None = None
         self._identifier = options.client_id or f"envoy2mqtt-{uuid.uuid4().hex[:10]}"
 
@@ -110,34 +102,28 @@ class MqttLink:
         urgent: bool = False,
     ) -> None:
         """Queue a retained state (coalesced per topic) or an urgent state."""
-        message = Message(topic, _bytes(payload), qos, retain)
-        if urgent:
-            self._states.pop(topic, None)
-            self._urgent.append(message)
-        else:
-            self._states.pop(topic, None)
-            self._states[topic] = message
+        self.outbox.put(Message(topic, _bytes(payload), qos, retain), urgent=urgent)
         self._wake.set()
 
     def publish_event(self, topic: str, payload: str | bytes) -> None:
         """Queue an event: QoS 1, in order, kept through outages up to `event_buffer`."""
-        self._events.append(Message(topic, _bytes(payload), qos=1, retain=False))
-        while len(self._events) > self.options.event_buffer:
-            self._events.popleft()
-            self.stats.events_dropped += 1
-            log.warning(
-                "event buffer full (%d): dropped the oldest event", self.options.event_buffer
-            )
+        self.outbox.put_event(Message(topic, _bytes(payload), qos=1, retain=False))
+        self.stats.events_dropped = self.outbox.events_dropped
         self._wake.set()
 
     def subscribe(self, topic: str, handler: Handler) -> None:
-        """Call `handler(topic, payload)` for messages on `topic` (re-subscribed on reconnect)."""
+        """Call `handler(topic, payload)` for messages on `topic`, a filter with wildcards or
+        not (re-subscribed on every connect, so retained messages arrive again each time)."""
         self._handlers[topic] = handler
+
+    def subscribe_with_retain(self, topic: str, handler: RetainHandler) -> None:
+        """As `subscribe`, and the handler is told whether the message was retained."""
+        self._flagged[topic] = handler
 
     @property
     def pending(self) -> int:
         """Messages waiting to be sent."""
-        return len(self._events) + len(self._urgent) + len(self._states)
+        return len(self.outbox)
 
     async def drain(self, timeout: float = 5.0) -> bool:
         """Wait until the outbox is empty (or the timeout passes); True if it emptied."""
@@ -187,7 +173,7 @@ class MqttLink:
             log.debug("could not say goodbye to the broker: %s", err)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        for topic in self._handlers:
+        for topic in (*self._handlers, *self._flagged):
             await client.subscribe(topic, qos=1)
         await client.publish(self.options.will_topic, ONLINE, qos=1, retain=True)
         self.connected.set()
@@ -206,13 +192,21 @@ class MqttLink:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            handler = self._handlers.get(str(message.topic))
             payload = message.payload
-            if handler is not None and isinstance(payload, bytes | bytearray):
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            topic, body, retained = str(message.topic), bytes(payload), bool(message.retain)
+            calls = [h(topic, body) for p, h in self._handlers.items() if message.topic.matches(p)]
+            calls += [
+                h(topic, body, retained)
+                for p, h in self._flagged.items()
+                if message.topic.matches(p)
+            ]
+            for call in calls:
                 try:
-                    await handler(str(message.topic), bytes(payload))
+                    await call
                 except Exception:
-                    log.exception("handler for %s failed", message.topic)
+                    log.exception("handler for %s failed", topic)
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:
@@ -222,26 +216,10 @@ class MqttLink:
             await self._wake.wait()
 
     async def _flush(self, client: aiomqtt.Client) -> None:
-        while True:
-            if self._urgent:
-                queue = self._urgent
-            elif self._events:
-                queue = self._events
-            elif self._states:
-                topic = next(iter(self._states))
-                message = self._states.pop(topic)
-                try:
-                    await self._send(client, message)
-                except BaseException:  # lost or cancelled mid-send: keep it, unless superseded
-                    self._states.setdefault(topic, message)
-                    raise
-                continue
-            else:
-                return
-            message = queue[0]
-            await self._send(client, message)  # kept at the head until the broker has it
-            if queue and queue[0] is message:
-                queue.popleft()
+        async def send(message: Message) -> None:
+            await self._send(client, message)
+
+        await self.outbox.flush(send)
 
     async def _send(self, client: aiomqtt.Client, message: Message) -> None:
         await client.publish(
@@ -269,7 +247,7 @@ class MqttLink:
             if opts.tls_insecure:
                 tls_context.check_hostname = False
                 tls_context.verify_mode = ssl.CERT_NONE
-        return aiomqtt.Client(
+        return Client(
             opts.host,
             opts.port,
             username=opts.username,

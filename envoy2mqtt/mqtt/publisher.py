@@ -5,45 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
 
-from envoy2mqtt import catalog
-from envoy2mqtt.catalog.metric import Entity, Reading, Value, input_key, same_objects
-from envoy2mqtt.core.changes import ChangeDetector, CounterGuard, Debouncer
-from envoy2mqtt.core.events import GRID, EventDetector
-from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
-from envoy2mqtt.mqtt.discovery import (
-    DiscoveryMessage,
-    device_configs,
-    entity_configs,
-)
-from envoy2mqtt.mqtt.summary import summary_json
-from envoy2mqtt.mqtt.topics import Topics
+from envoy2mqtt.catalog.metric import Reading
+from envoy2mqtt.catalog.reader import CatalogReader
+from envoy2mqtt.catalog.roles import Roles
+from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.events import Event, EventDetector
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
+from envoy2mqtt.core.zones import zone_named
+from envoy2mqtt.mqtt.announce import Announcer
+from envoy2mqtt.mqtt.discovery import OLDEST, DiscoveryMessage, HaRelease
+from envoy2mqtt.mqtt.link_protocol import Link
+from envoy2mqtt.mqtt.settle import Settler
+from envoy2mqtt.mqtt.summary import SummaryThrottle, summary_json
+from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE, Topics
+
+__all__ = ["OFFLINE", "ONLINE", "GatewayPublisher", "Link", "PublishOptions", "format_value"]
 
 log = logging.getLogger(__name__)
-
-ONLINE: Final = "online"
-OFFLINE: Final = "offline"
-
-
-class Link(Protocol):
-    """What the publisher needs from the MQTT edge."""
-
-    def publish(
-        self,
-        topic: str,
-        payload: str | bytes,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        urgent: bool = False,
-    ) -> None:
-        """Queue a message."""
-
-    def publish_event(self, topic: str, payload: str | bytes) -> None:
-        """Queue an event."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +38,10 @@ class PublishOptions:
     soc_thresholds: Sequence[int] = (20, 10)
     summary_interval: float = 1.0
     clamp_negative_production: bool = True
+    # minimum seconds between state publishes per Metric.pace (none: every change)
+    state_intervals: Mapping[str, float] = field(default_factory=dict)
+    power_jump: float = 0.0  # a power moving this much is published at once all the same
+    ha_compat: HaRelease = OLDEST  # the oldest Home Assistant the discovery payloads suit
 
 
 def format_value(value: Value) -> str:
@@ -70,7 +55,12 @@ def format_value(value: Value) -> str:
 
 @dataclass(slots=True)
 class GatewayPublisher:
-    """Everything one gateway publishes, with memory of what was published."""
+    """Everything one gateway publishes, with memory of what was published.
+
+    The stages are its parts: the catalog reader, the settler (counters, clamping, debounce),
+    change and event detection, the summary throttle and the discovery announcer; this class
+    only runs them in order and sends what they decide.
+    """
 
     link: Link
     topics: Topics
@@ -79,29 +69,30 @@ class GatewayPublisher:
     name: str | None = None
     clock: Callable[[], float] = time.monotonic
     on_publish: Callable[[float], None] | None = None
-    changes: ChangeDetector = field(init=False)
-    counters: CounterGuard = field(init=False)
-    debounce: Debouncer = field(init=False)
-    events: EventDetector = field(init=False)
-    _entities: dict[str, Entity] = field(default_factory=dict)
-    _discovered: set[str] = field(default_factory=set)
-    _summary: str | None = None
-    _summary_pending: str | None = None
-    _summary_at: float = float("-inf")
+    # every snapshot's events and settled values, before the events are queued: what it
+    # publishes urgently (load shedding's commands) goes out ahead of them
+    on_events: Callable[[Sequence[Event], Mapping[str, Value]], None] | None = None
     available: bool | None = None
-    _day: str | None = None
-    _grid: Value | None = None  # the debounced grid status
-    _by_source: dict[int, dict[str, Reading]] = field(default_factory=dict)
-    _broken: set[int] = field(default_factory=set)  # sources whose reader failed last time
-    _inputs: dict[int, tuple[object, ...]] = field(default_factory=dict)  # read from these
+    roles: Roles = field(default_factory=Roles)
+    changes: ChangeDetector = field(init=False)
+    catalog: CatalogReader = field(init=False)
+    settler: Settler = field(init=False)
+    events: EventDetector = field(init=False)
+    summary: SummaryThrottle = field(init=False)
+    announcer: Announcer = field(init=False)
+    # the control entities' discovery configs (CONTROLS on; see control.discovery)
+    controls: list[DiscoveryMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.changes = ChangeDetector(heartbeat=self.options.heartbeat)
-        self.counters = CounterGuard()
-        self.debounce = Debouncer(reads=self.options.grid_debounce)
-        self.events = EventDetector(soc_thresholds=self.options.soc_thresholds)
-
-    # -- state -----------------------------------------------------------------------------
+        opts = self.options
+        self.changes = ChangeDetector(heartbeat=opts.heartbeat)
+        self.catalog = CatalogReader(self.info.serial)
+        self.settler = Settler(opts.grid_debounce, opts.clamp_negative_production)
+        self.events = EventDetector(soc_thresholds=opts.soc_thresholds)
+        self.summary = SummaryThrottle(opts.summary_interval)
+        self.announcer = Announcer(
+            self.link, self.topics, opts.discovery_mode, self.name, oldest=opts.ha_compat
+        )
 
     def publish_snapshot(self, snapshot: Snapshot, *, grid_read: bool = True) -> int:
         """Publish what changed in this snapshot; return how many messages were queued.
@@ -111,20 +102,29 @@ class GatewayPublisher:
         """
         started = time.perf_counter()
         self.info = snapshot.gateway
-        readings = self._readings(snapshot)
-        values = self._settle(readings, snapshot, grid_read=grid_read)
-        sent = 0
-        if self.options.discovery:
-            sent += self._discover(readings)
-        for event in self.events.detect(values, snapshot.taken_at):
+        readings = self.catalog.readings(snapshot)
+        sent = self._entities(readings)
+        values = self.settler.settle(
+            readings,
+            self.roles,
+            snapshot.taken_at,
+            fresh_reads=grid_read,
+            zone=zone_named(self.info.timezone),
+        )
+        events = self.events.detect(values, snapshot.taken_at)
+        if self.on_events is not None:
+            self.on_events(events, values)
+        for event in events:
             log.info("%s: %s %s -> %s", self.info.serial, event.type, event.before, event.after)
             self.link.publish_event(
                 self.topics.event(self.info.serial), event.to_json(self.info.serial)
             )
             sent += 1
-        bands = {path: r.entity.metric.deadband for path, r in readings.items()}
-        for path, value in self.changes.diff(values, self.clock(), bands).items():
-            urgent = readings[path].entity.metric.urgent
+        roles = self.roles
+        for path, value in self.changes.diff(
+            values, self.clock(), roles.deadbands, roles.pacing
+        ).items():
+            urgent = path in self.roles.urgent
             self.link.publish(
                 self.topics.state(self.info.serial, path),
                 format_value(value),
@@ -138,158 +138,85 @@ class GatewayPublisher:
             self.on_publish(time.perf_counter() - started)
         return sent
 
-    def _readings(self, snapshot: Snapshot) -> dict[str, Reading]:
-        """The catalog's readings, one source at a time.
-
-        A source is read again only when something it reads is a new object (see
-        `metric.same_objects`): a fast-lane publish re-reads the grid and CT sources, not 60
-        inverters.
-
-        A source whose reader fails on data no capture had keeps its last good readings
-        (logged once, with the traceback) instead of taking the whole gateway down.
-        """
-        out: dict[str, Reading] = {}
-        for index, source in enumerate(catalog.SOURCES):
-            key = input_key(snapshot, source.inputs) if source.inputs is not None else None
-            known = self._inputs.get(index)
-            if key is not None and known is not None and same_objects(known, key):
-                out.update(self._by_source[index])  # nothing it reads changed
-                continue
-            self._inputs.pop(index, None)
-            try:
-                fresh = {reading.entity.path: reading for reading in source.readings(snapshot)}
-            except Exception:
-                if index not in self._broken:
-                    self._broken.add(index)
-                    log.warning(
-                        "%s: cannot read part of the gateway's data; keeping its last good "
-                        "values (please report this)",
-                        self.info.serial,
-                        exc_info=True,
-                    )
-                fresh = self._by_source.get(index, {})
-            else:
-                self._broken.discard(index)
-                self._by_source[index] = fresh
-                if key is not None:
-                    self._inputs[index] = key
-            out.update(fresh)
-        return out
-
-    def _settle(
-        self, readings: Mapping[str, Reading], snapshot: Snapshot, *, grid_read: bool = True
-    ) -> dict[str, Value]:
-        """Apply counter integrity, night clamping and debouncing to raw readings."""
-        # "today" counters reset at the gateway's midnight: local time (TZ) is taken as its zone
-        day = snapshot.taken_at.astimezone().date().isoformat()
-        day_changed = self._day is not None and day != self._day
-        self._day = day
-        out: dict[str, Value] = {}
-        for path, reading in readings.items():
-            value = reading.value
-            metric = reading.entity.metric
-            if (
-                self.options.clamp_negative_production
-                and metric.key in ("production_power", "power")
-                and isinstance(value, int | float)
-                and value < 0
-            ):
-                value = 0
-            if metric.is_counter and isinstance(value, int | float):
-                value = self.counters.check(
-                    path, value, daily=metric.daily, day_changed=day_changed
-                )
-            if path == GRID:
-                if grid_read or self._grid is None:
-                    self._grid = self.debounce.feed(path, value)
-                value = self._grid
-            out[path] = value
-        return out
+    def _entities(self, readings: Mapping[str, Reading]) -> int:
+        """Follow a changed set of entities: their roles, and their discovery configs."""
+        current = {path: r.entity for path, r in readings.items()}
+        if current.keys() == self.announcer.entities.keys():
+            return 0
+        opts = self.options
+        self.roles = Roles.of(current.values(), opts.state_intervals, opts.power_jump)
+        self.events.watch = self.roles.watch
+        self.changes.vanished(current)  # one that comes back is published at once
+        self.announcer.entities = current
+        return self.announcer.announce(self.info) if self.options.discovery else 0
 
     def _publish_summary(self, values: Mapping[str, Value]) -> int:
-        payload = summary_json(values)
+        payload = self.summary.due(summary_json(values, self.roles.summary), self.clock())
         if payload is None:
             return 0
-        if payload != self._summary:
-            self._summary_pending = payload
-        now = self.clock()
-        if self._summary_pending is None or now - self._summary_at < self.options.summary_interval:
-            return 0
-        self._summary, self._summary_pending, self._summary_at = payload, None, now
         self.link.publish(self.topics.summary(self.info.serial), payload, retain=True)
         return 1
 
     @property
     def grid_unconfirmed(self) -> bool:
         """A changed grid status was read and awaits its confirming read (the debounce)."""
-        return self.debounce.pending(GRID)
-
-    # -- availability and discovery -----------------------------------------------------------
+        return self.settler.unconfirmed(self.roles)
 
     def set_available(self, available: bool) -> None:
         """Publish the gateway's availability when it changes."""
         if available == self.available:
             return
         self.available = available
+        self._send_availability(urgent=True)
+
+    def _send_availability(self, *, urgent: bool = False) -> None:
         self.link.publish(
             self.topics.availability(self.info.serial),
-            ONLINE if available else OFFLINE,
+            ONLINE if self.available else OFFLINE,
             retain=True,
             qos=1,
-            urgent=True,
+            urgent=urgent,
         )
 
-    def _discover(self, readings: Mapping[str, Reading]) -> int:
-        current = {path: r.entity for path, r in readings.items()}
-        if current.keys() == self._entities.keys():
-            return 0
-        self._entities = current
-        return self._apply(self._messages(current.values()))
-
-    def _messages(self, entities: Iterable[Entity]) -> list[DiscoveryMessage]:
-        if self.options.discovery_mode == "device":
-            return device_configs(self.topics, self.info, entities, self.name)
-        return entity_configs(self.topics, self.info, entities, self.name)
-
-    def _apply(self, messages: list[DiscoveryMessage]) -> int:
-        """Publish configs, and remove the ones published before that are no longer wanted."""
-        wanted = {m.topic for m in messages}
-        stale = sorted(self._discovered - wanted)
-        for topic in stale:
-            self.link.publish(topic, b"", retain=True, qos=1)
-        for message in messages:
-            self.link.publish(message.topic, json.dumps(message.payload), retain=True, qos=1)
-        self._discovered = wanted
-        return len(stale) + len(messages)
-
-    def adopt_discovery(self, topics: Iterable[str]) -> None:
+    def adopt_discovery(self, topics: set[str]) -> None:
         """Treat configs from an earlier run as published, so stale ones get removed."""
-        self._discovered |= set(topics)
+        self.announcer.adopt(topics)
 
     @property
     def discovery_topics(self) -> set[str]:
         """Discovery config topics currently published."""
-        return set(self._discovered)
+        controls = {m.topic for m in self.controls} if self.options.discovery else set()
+        return self.announcer.published | controls
+
+    def announce_controls(self, messages: Sequence[DiscoveryMessage]) -> int:
+        """Publish the control entities' configs, removing those no longer offered."""
+        gone = sorted({m.topic for m in self.controls} - {m.topic for m in messages})
+        for topic in gone:
+            self.link.publish(topic, b"", retain=True, qos=1)
+        self.controls = list(messages)
+        return len(gone) + self._send_controls()
+
+    def _send_controls(self) -> int:
+        if not self.options.discovery:
+            return 0
+        for message in self.controls:
+            self.link.publish(message.topic, json.dumps(message.payload), retain=True, qos=1)
+        return len(self.controls)
 
     def republish(self) -> int:
         """After a reconnect or Home Assistant's birth: discovery, availability, then states."""
         sent = 0
-        if self.options.discovery and self._entities:
-            sent += self._apply(self._messages(self._entities.values()))
+        if self.options.discovery and self.announcer.entities:
+            sent += self.announcer.announce(self.info) + self._send_controls()
         if self.available is not None:
-            self.link.publish(
-                self.topics.availability(self.info.serial),
-                ONLINE if self.available else OFFLINE,
-                retain=True,
-                qos=1,
-            )
+            self._send_availability()
             sent += 1
         for path, value in self.changes.current().items():
             self.link.publish(
                 self.topics.state(self.info.serial, path), format_value(value), retain=True
             )
             sent += 1
-        if self._summary is not None:
-            self.link.publish(self.topics.summary(self.info.serial), self._summary, retain=True)
+        if self.summary.sent is not None:
+            self.link.publish(self.topics.summary(self.info.serial), self.summary.sent, retain=True)
             sent += 1
         return sent

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from envoy2mqtt.core.naming import sanitize
 
-__all__ = ["Topics", "sanitize"]
+__all__ = ["OFFLINE", "ONLINE", "Topics", "sanitize"]
+
+ONLINE: Final = "online"  # availability payloads, of the bridge and of each gateway
+OFFLINE: Final = "offline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,11 @@ class Topics:
         """Per-entity Home Assistant discovery config topic."""
         object_id = sanitize(path.replace("/", "_"))
         return f"{self.discovery_prefix}/{component}/{sanitize(serial)}/{object_id}/config"
+
+    @property
+    def config_filters(self) -> tuple[str, str]:
+        """Subscriptions that see every discovery config: per entity, and per device."""
+        return (f"{self.discovery_prefix}/+/+/+/config", f"{self.discovery_prefix}/device/+/config")
 
     def device_config(self, device_id: str) -> str:
         """Device-based Home Assistant discovery config topic (HA 2024.11+)."""

@@ -1,19 +1,31 @@
-"""Write the physics into the served documents, keeping every counter consistent."""
+"""Move a gateway's numbers over time, keeping the gateway's own arithmetic on every reading.
+
+On every reading served: total consumption = production + net, per phase too; off grid
+net is 0 and the battery carries the house; the battery charges from the grid only when
+the storage settings allow it; every energy counter integrates the powers served; "today"
+starts from what the time of day would have produced and the last seven days are seven
+days' worth, not the lifetime.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Final
 
-from .physics import Energy, Physics, PowerSample
+from . import ensemble
+from .ledger import DAY, PAST_DAYS, Key, Ledger
+from .meters import write_production, write_readings, write_v1
+from .physics import Physics, PowerSample
+from .site import V1, V1_INVERTERS, Site, battery, survey
 from .state import READINGS, SimState
 
 INVERTER_REPORT_S: Final = 300
+MAX_STEP_S: Final = 300.0  # a long gap is walked in steps this long, so the sun sets on time
 PRODUCTION_DOCS: Final = ("production.json", "production")
-V1: Final = "api_v1_production"
-V1_INVERTERS: Final = "api_v1_production_inverters"
 DEVICE_DATA: Final = "ivp_pdm_device_data"
+WEATHER: Final = (0.45, 1.15)  # an earlier day's production, against an average day's
+LOAD_DAYS: Final = (0.85, 1.15)
 
 
 class Drift:
@@ -27,85 +39,99 @@ class Drift:
         utc_offset_s: float,
         seed: int | None = None,
     ) -> None:
-        """Derive the house (peak, load, battery) from the capture's own numbers."""
+        """Derive the house (phases, peak, load, battery) from the capture's own numbers."""
         self._state = state
         self._clock = clock
         self._original = {
             name: rec.document for name, rec in state.capture.recordings.items() if rec.is_json
         }
+        self.site: Site = survey(state)
+        self._rng = random.Random(seed)
         self.physics = Physics(
-            peak_w=self._peak_w(),
-            base_load_w=self._base_load_w(),
-            battery_w=state.battery_power_w,
-            capacity_wh=state.battery_capacity_wh,
-            soc=state.battery_soc,
+            peak_w=self.site.peak_w,
+            base_load_w=self.site.base_load_w,
+            battery=battery(state),
             utc_offset_s=utc_offset_s,
-            rng=random.Random(seed),
+            rng=self._rng,
         )
+        self.ledger = Ledger(utc_offset_s)
+        self._at: float | None = None
         self._report_slots: dict[str, int] = {}
 
+    def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
+        """Hold a state of charge or a battery power set by hand (power only while on grid)."""
+        if self.physics.battery is None:
+            return
+        if soc is not None:
+            self.physics.battery.soc = soc
+        if power_w is not None:
+            self.physics.battery.override_w = power_w
+
     def advance(self) -> None:
-        """Step the physics to clock() and rewrite every affected document."""
+        """Step the house to clock() and rewrite every document it shows in."""
         now = self._clock()
-        sample = self.physics.step(now, grid_on=self._state.grid_on)
-        energy = self.physics.energy
+        settings = ensemble.storage_settings(self._state)
+        grid_on = self._state.grid_on
+        sample: PowerSample | None = None
+        for t in self._steps(now):
+            sample = self.physics.step(t, grid_on=grid_on, settings=settings)
+            self.ledger.step(t, flows(sample, self.site, grid_on=grid_on))
+            self._at = t
+        if sample is not None:
+            self._write(sample, self._at or now)
+
+    def _steps(self, now: float) -> Iterator[float]:
+        """Instants to step through up to `now`: at most MAX_STEP_S apart, and at midnight."""
+        if self._at is None:
+            self._seed(now)
+            yield now
+            return
+        t = self._at
+        if now <= t:
+            yield t  # same instant: the grid or the settings may have changed since
+            return
+        while t < now:
+            t = min(t + MAX_STEP_S, self.ledger.next_midnight(t), now)
+            yield t
+
+    def _seed(self, now: float) -> None:
+        """The counters' history: earlier today by the clock, and six typical days before."""
+        midnight = self.ledger.next_midnight(now) - DAY
+        day_wh = self.physics.expected_production_wh(midnight, midnight + DAY)
+        so_far = self.physics.expected_production_wh(midnight, now)
+        weather = [day_wh * self._rng.uniform(*WEATHER) for _ in range(PAST_DAYS)]
+        load_wh = self.physics.base_load_w * 24
+        loads = [load_wh * self._rng.uniform(*LOAD_DAYS) for _ in range(PAST_DAYS)]
+        hours = (now - midnight) / 3600
+        for flow, shares, today, days in (
+            ("production", self.site.production_shares, so_far, weather),
+            ("consumption", self.site.house_shares, self.physics.base_load_w * hours, loads),
+        ):
+            for phase, share in ((None, 1.0), *enumerate(shares)):
+                self.ledger.seed((flow, phase), today=today * share, days=[d * share for d in days])
+
+    def _write(self, sample: PowerSample, now: float) -> None:
         for name in PRODUCTION_DOCS:
-            self._write_production(name, sample, energy, now)
-        self._write_v1(sample, energy)
-        self._write_inverters(sample, now)
-        self._write_readings(sample, energy, now)
-        if self.physics.soc is not None:
-            self._state.apply_soc(self.physics.soc)
-        self._state.apply_battery_power(sample.battery_w)
-
-    def _today(self, original: float, accumulated: float) -> float:
-        return accumulated if self.physics.energy.past_midnight else original + accumulated
-
-    def _write_production(self, name: str, s: PowerSample, e: Energy, now: float) -> None:
-        original = self._original.get(name)
-        if not isinstance(original, dict) or name not in self._state.documents:
-            return
-        document = self._state.touch(name)
-        for entry, orig in _pairs(document.get("production"), original.get("production")):
-            if orig.get("type") == "inverters":
-                _set_counters(
-                    entry, orig, power=s.inverters_w, added_wh=e.produced, today_wh=None, now=now
-                )
-                entry["wNow"] = round(s.inverters_w)
-            elif orig.get("activeCount"):
-                today = self._today(orig.get("whToday", 0.0), e.produced_today)
-                _set_counters(
-                    entry, orig, power=s.production_w, added_wh=e.produced, today_wh=today, now=now
-                )
-        for entry, orig in _pairs(document.get("consumption"), original.get("consumption")):
-            if not orig.get("activeCount"):
-                continue
-            if orig.get("measurementType") == "net-consumption":
-                _set_counters(
-                    entry,
-                    orig,
-                    power=s.net_w,
-                    added_wh=e.imported - e.exported,
-                    today_wh=None,
-                    now=now,
-                )
-            else:
-                today = self._today(orig.get("whToday", 0.0), e.consumed_today)
-                _set_counters(
-                    entry, orig, power=s.consumption_w, added_wh=e.consumed, today_wh=today, now=now
-                )
-
-    def _write_v1(self, s: PowerSample, e: Energy) -> None:
+            original = self._original.get(name)
+            if isinstance(original, dict) and name in self._state.documents:
+                write_production(self._state.touch(name), original, self.ledger, now=now)
         original = self._original.get(V1)
-        if not isinstance(original, dict) or V1 not in self._state.documents:
-            return
-        document = self._state.touch(V1)
-        document["wattsNow"] = round(s.inverters_w)
-        document["wattHoursToday"] = round(
-            self._today(original.get("wattHoursToday", 0), e.produced_today)
-        )
-        for key in ("wattHoursSevenDays", "wattHoursLifetime"):
-            document[key] = round(original.get(key, 0) + e.produced)
+        if isinstance(original, dict) and V1 in self._state.documents:
+            write_v1(self._state.touch(V1), original, self.ledger)
+        original = self._original.get(READINGS)
+        if isinstance(original, list) and READINGS in self._state.documents:
+            write_readings(
+                self._state.touch(READINGS),
+                original,
+                self.ledger,
+                kinds=self._state.meter_eids(),
+                phases=self.site.phases,
+                now=now,
+            )
+        self._write_inverters(sample, now)
+        if self.physics.battery is not None:
+            ensemble.apply_soc(self._state, self.physics.battery.soc)
+            ensemble.apply_power(self._state, sample.battery_w, storage_ct=False)
 
     def _write_inverters(self, s: PowerSample, now: float) -> None:
         """Each inverter reports once per five minutes, at its own offset in the slot."""
@@ -144,113 +170,32 @@ class Drift:
         self._report_slots[key] = slot
         return slot * INVERTER_REPORT_S + offset
 
-    def _write_readings(self, s: PowerSample, e: Energy, now: float) -> None:
-        original = self._original.get(READINGS)
-        if not isinstance(original, list) or READINGS not in self._state.documents:
-            return
-        flows = {
-            "production": (s.production_w, e.produced, e.night_draw),
-            "net-consumption": (s.net_w, e.imported, e.exported),
-            "total-consumption": (s.consumption_w, e.consumed, 0.0),
-            "storage": (s.battery_w, e.discharged, e.charged),
+
+def flows(sample: PowerSample, site: Site, *, grid_on: bool) -> dict[Key, float]:
+    """Power per metered flow, for the whole meter and per phase.
+
+    Per phase the same arithmetic holds as in total: PV and house split by the capture's
+    own shares; on grid the battery too and the net meter takes the rest, off grid the
+    battery takes the rest on each phase and the net meter reads 0.
+    """
+    out: dict[Key, float] = {
+        ("production", None): sample.production_w,
+        ("net", None): sample.net_w,
+        ("consumption", None): sample.consumption_w,
+        ("storage", None): sample.battery_w,
+    }
+    shares = zip(site.production_shares, site.house_shares, site.battery_shares, strict=True)
+    for phase, (pv_share, house_share, battery_share) in enumerate(shares):
+        pv, house = sample.production_w * pv_share, sample.house_w * house_share
+        if grid_on:
+            battery = sample.battery_w * battery_share
+            net = house - pv - battery
+        else:
+            battery, net = house - pv, 0.0
+        out |= {
+            ("production", phase): pv,
+            ("net", phase): net,
+            ("consumption", phase): pv + net,
+            ("storage", phase): battery,
         }
-        kinds = self._state.meter_eids()
-        document = self._state.touch(READINGS)
-        for reading, orig in _pairs(document, original):
-            flow = flows.get(kinds.get(orig.get("eid"), ""))
-            if flow is None:
-                continue
-            power, delivered, received = flow
-            parts = [(reading, orig, 1.0)]
-            parts += [
-                (ch, och, share)
-                for (ch, och), share in zip(
-                    _pairs(reading.get("channels"), orig.get("channels")),
-                    _shares(orig.get("channels"), "activePower"),
-                    strict=False,
-                )
-            ]
-            for part, opart, share in parts:
-                part["activePower"] = power * share
-                if "instantaneousDemand" in opart:
-                    part["instantaneousDemand"] = power * share
-                part["actEnergyDlvd"] = opart.get("actEnergyDlvd", 0.0) + delivered * share
-                part["actEnergyRcvd"] = opart.get("actEnergyRcvd", 0.0) + received * share
-                if "timestamp" in opart:
-                    part["timestamp"] = int(now)
-
-    def _peak_w(self) -> float:
-        """The larger of the inverters' nameplate sum and what the capture itself saw."""
-        inverters = self._original.get(V1_INVERTERS)
-        nameplate = sum(
-            float(i.get("maxReportWatts", 0) or 0)
-            for i in (inverters if isinstance(inverters, list) else [])
-            if isinstance(i, dict) and i.get("devType", 1) == 1
-        )
-        v1 = self._original.get(V1)
-        seen = [
-            float(_entry(self._original, "production", "production").get("wNow", 0) or 0),
-            float(v1.get("wattsNow", 0) or 0) if isinstance(v1, dict) else 0.0,
-        ]
-        return max(nameplate, 1.3 * max(seen), 1000.0)
-
-    def _base_load_w(self) -> float:
-        consumption = _entry(self._original, "consumption", "total-consumption")
-        return float(consumption.get("wNow", 0) or 0) or 800.0
-
-
-def _entry(docs: dict[str, Any], section: str, kind: str) -> dict[str, Any]:
-    document = docs.get("production.json")
-    entries = document.get(section) if isinstance(document, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("measurementType") == kind:
-            return entry
-    return {}
-
-
-def _pairs(current: Any, original: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    if not isinstance(current, list) or not isinstance(original, list):
-        return []
-    return [
-        (c, o)
-        for c, o in zip(current, original, strict=False)
-        if isinstance(c, dict) and isinstance(o, dict)
-    ]
-
-
-def _shares(items: Any, key: str) -> list[float]:
-    """Each item's part of the total, by its recorded `key`; equal parts among live ones."""
-    rows = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-    weights = [abs(float(r.get(key, 0) or 0)) for r in rows]
-    if sum(weights) > 0:
-        return [w / sum(weights) for w in weights]
-    live = [any(bool(v) for v in r.values()) for r in rows]
-    count = sum(live) or len(rows) or 1
-    return [1.0 / count if is_live or not any(live) else 0.0 for is_live in live]
-
-
-def _set_counters(
-    entry: dict[str, Any],
-    original: dict[str, Any],
-    *,
-    power: float,
-    added_wh: float,
-    today_wh: float | None,
-    now: float,
-) -> None:
-    """Set power and advance lifetime-style counters, on the entry and its per-phase lines."""
-    parts = [(entry, original, 1.0)]
-    lines = _pairs(entry.get("lines"), original.get("lines"))
-    parts += [
-        (line, oline, share)
-        for (line, oline), share in zip(lines, _shares(original.get("lines"), "wNow"), strict=False)
-    ]
-    for part, opart, share in parts:
-        part["wNow"] = power * share
-        for key in ("whLifetime", "whLastSevenDays"):
-            if opart.get(key):
-                part[key] = opart[key] + added_wh * share
-        if today_wh is not None and "whToday" in opart:
-            part["whToday"] = today_wh * share
-        if opart.get("readingTime"):
-            part["readingTime"] = int(now)
+    return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import ensemble
 from .capture import Capture, file_name, load_capture
 from .credentials import (
     ONE_YEAR,
@@ -28,6 +29,7 @@ from .responder import Responder, html
 from .state import SimState
 from .stats import NO_RESPONSE, GatewayStats
 from .tls import server_context
+from .writes import WriteFault, WritePlan, WriteRecord, Writes
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ class SimulatedGateway(Served):
     makes it fall back to http://.
 
     /ivp/ensemble/relay is served by default whenever the capture has an Enpower
-    (recent firmware always has the endpoint; no bundled capture recorded it).
+    (recent firmware always has the endpoint; no bundled capture recorded it). Writes
+    (`writes`) change what it serves; `set_write_fault` makes them fail as in the field.
     """
 
     def __init__(
@@ -71,11 +74,13 @@ class SimulatedGateway(Served):
         self._drift = (
             Drift(self.state, clock=clock, utc_offset_s=utc_offset_s, seed=seed) if drift else None
         )
+        self._writes = Writes(self.state, clock)
         self._responder = Responder(
             self.capture,
             self.state,
             tokens=TokenGate(serial=self.serial, key=token_key, clock=clock),
             drift=self._drift,
+            writes=self._writes,
         )
         self._plan = FaultPlan()
         self._fault_changed = asyncio.Event()
@@ -137,18 +142,63 @@ class SimulatedGateway(Served):
         return changed
 
     def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
-        """Set battery state of charge (%) and power (W, positive = discharging)."""
-        self.state.set_battery(soc=soc, power_w=power_w)
+        """Set battery state of charge (%) and power (W, positive = discharging).
+
+        Without drift the values are served as set. With drift the state of charge moves
+        on from there, and a power set here is held while on grid (the net meter takes
+        the difference, so the gateway's arithmetic still holds); off grid the battery
+        always balances the house.
+        """
+        ensemble.set_battery(self.state, soc=soc, power_w=power_w)
         if self._drift is not None:
-            if soc is not None:
-                self._drift.physics.soc = soc
-            if power_w is not None:
-                self._drift.physics.battery_setpoint_w = power_w
+            self._drift.set_battery(soc=soc, power_w=power_w)
+
+    def set_storage(
+        self,
+        *,
+        mode: str | None = None,
+        charge_from_grid: bool | None = None,
+        reserve_soc: float | None = None,
+        optimised_schedules: bool | None = None,
+    ) -> None:
+        """Change the storage settings served (and, with drift, obeyed by the battery).
+
+        `optimised_schedules` (the tariff's `opt_schedules`): while on, a written storage mode
+        is answered 200 and ignored, as on real gateways.
+        """
+        ensemble.set_storage(
+            self.state,
+            mode=mode,
+            charge_from_grid=charge_from_grid,
+            reserve_soc=reserve_soc,
+            optimised_schedules=optimised_schedules,
+        )
 
     def document(self, path: str) -> Any:
         """The JSON document currently served for an endpoint path (None if not JSON)."""
         reply = self.state.reply(file_name(path))
         return reply.document if reply else None
+
+    @property
+    def write_log(self) -> list[WriteRecord]:
+        """Every write received (method, path, JSON body, status), oldest first."""
+        return self._writes.log
+
+    def set_write_fault(
+        self,
+        fault: WriteFault,
+        *,
+        paths: set[str] | frozenset[str] | None = None,
+        revert_after: float = 60.0,
+    ) -> None:
+        """How writes fail from now on (`paths`: only those endpoints); NONE: they work."""
+        self._writes.set_plan(
+            WritePlan(
+                fault=fault,
+                paths=frozenset(paths) if paths is not None else None,
+                revert_after=revert_after,
+            )
+        )
 
     def revoke_tokens(self) -> None:
         """Invalidate all current tokens and sessions, as a firmware update does."""
@@ -198,6 +248,7 @@ class SimulatedGateway(Served):
     async def stop(self) -> None:
         """Close the listener and every connection, hung requests included."""
         self._fault_changed.set()
+        self._writes.release()
         await self._listener.stop()
 
     # -- requests -------------------------------------------------------------------------

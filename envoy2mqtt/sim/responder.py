@@ -1,4 +1,4 @@
-"""What a healthy gateway answers: auth rules, recorded replies, relay commands."""
+"""What a healthy gateway answers: auth rules, recorded replies, writes (see `writes`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from .credentials import TokenGate, legacy_passwords, needs_digest
 from .digest import DigestAuthority
 from .drift import Drift
 from .faults import UNAUTHORIZED_PAGE
-from .state import RELAY, SimState
+from .state import SimState
+from .writes import Writes
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND: Final = b'{ "error" : "404 - Not Found" }'
-RELAY_PATH: Final = "/ivp/ensemble/relay"
 VALID_TOKEN_PAGE: Final = b"<!DOCTYPE html><h2>Valid token.</h2>\n"
 
 
@@ -32,12 +32,14 @@ class Responder:
         *,
         tokens: TokenGate,
         drift: Drift | None,
+        writes: Writes,
     ) -> None:
         """Firmware 7+ checks bearer tokens; older firmware Digest on guarded endpoints."""
         self._capture = capture
         self._state = state
         self.tokens = tokens
         self._drift = drift
+        self.writes = writes
         self._digest = (
             None if capture.uses_tls else DigestAuthority(legacy_passwords(capture.serial))
         )
@@ -45,6 +47,7 @@ class Responder:
     async def respond(self, request: web.Request) -> web.Response:
         """The reply a healthy gateway would send."""
         path = request.path
+        self.writes.due()  # the cloud's reverts, by the clock
         if path == "/info":
             return reply(self._capture.recordings["info"])
         if self._digest is None:
@@ -57,7 +60,7 @@ class Responder:
             if self._digest.verify(header, request.method, request.raw_path) is None:
                 return self.unauthorized()
         if request.method not in ("GET", "HEAD"):
-            return self._command(path, await _json_body(request))
+            return await self.writes.handle(request.method, path, await _json_body(request))
         if self._drift is not None:
             self._drift.advance()
         recorded = self._state.reply(file_name(path))
@@ -74,18 +77,6 @@ class Responder:
             text="Error: 401",
             headers={"WWW-Authenticate": self._digest.challenge()},
         )
-
-    def _command(self, path: str, body: Any) -> web.Response:
-        """Only the grid relay takes commands, as pyenphase's go_on_grid/go_off_grid send."""
-        if path != RELAY_PATH or RELAY not in self._state.documents:
-            return web.Response(status=405, text="Method Not Allowed")
-        command = body.get("mains_admin_state") if isinstance(body, dict) else None
-        if command not in ("open", "closed"):
-            return web.Response(status=400, text="Bad Request")
-        self._state.touch(RELAY)["mains_admin_state"] = command
-        if self._state.set_grid(command == "closed"):
-            log.info("grid relay commanded %s", command)
-        return web.json_response(self._state.documents[RELAY])
 
     def _bearer_ok(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

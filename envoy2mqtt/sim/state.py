@@ -1,4 +1,4 @@
-"""The mutable side of a simulated gateway: served documents, grid relay, battery."""
+"""The mutable side of a simulated gateway: served documents and the grid relay."""
 
 from __future__ import annotations
 
@@ -89,43 +89,6 @@ class SimState:
             self.touch(STATUS)["relay"]["mains_oper_state"] = relay_state
         return True
 
-    def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
-        """Set aggregate state of charge (%) and battery power (W, positive = discharging).
-
-        Positive-discharging matches both wire formats: /ivp/ensemble/power reports
-        `real_power_mw` negative while charging, and pyenphase reads the storage CT's
-        `activePower` as "positive is delivering" (into the house).
-        """
-        changed = False
-        if soc is not None:
-            changed |= self.apply_soc(soc)
-        if power_w is not None:
-            changed |= self.apply_battery_power(power_w)
-        if not changed:
-            raise ValueError(f"capture {self.capture.name} has no battery to set")
-
-    @property
-    def battery_capacity_wh(self) -> float:
-        """Usable battery energy from secctrl (0 when unknown)."""
-        secctrl = self.documents.get(SECCTRL)
-        if not isinstance(secctrl, dict):
-            return 0.0
-        return float(secctrl.get("Enc_max_available_capacity") or secctrl.get("Max_energy") or 0)
-
-    @property
-    def battery_soc(self) -> float | None:
-        """Aggregate state of charge as served, if the capture has one."""
-        secctrl = self.documents.get(SECCTRL)
-        if isinstance(secctrl, dict) and isinstance(secctrl.get("agg_soc"), int | float):
-            return float(secctrl["agg_soc"])
-        return None
-
-    @property
-    def battery_power_w(self) -> float:
-        """Battery power as served by /ivp/ensemble/power (W, positive = discharging)."""
-        units = self._power_units()
-        return sum(float(u.get("real_power_mw", 0)) for u in units) / 1000.0
-
     def meter_eids(self) -> dict[Any, str]:
         """CT eid -> measurement type, for enabled meters in /ivp/meters."""
         meters = self.documents.get(METERS)
@@ -136,57 +99,6 @@ class SimState:
             for m in meters
             if isinstance(m, dict) and m.get("state") == "enabled" and "eid" in m
         }
-
-    def _power_units(self) -> list[dict[str, Any]]:
-        power = self.documents.get(POWER)
-        units = power.get("devices:") if isinstance(power, dict) else None
-        return [u for u in units if isinstance(u, dict)] if isinstance(units, list) else []
-
-    def apply_soc(self, soc: float) -> bool:
-        """Write a state of charge everywhere it is served; False if nowhere."""
-        percent = round(min(max(soc, 0.0), 100.0))
-        changed = False
-        for name, part in ((SECCTRL, None), (STATUS, "secctrl")):
-            document = self.documents.get(name)
-            section = document.get(part) if part and isinstance(document, dict) else document
-            if not isinstance(section, dict) or "agg_soc" not in section:
-                continue
-            self.dirty.add(name)
-            section["agg_soc"] = percent
-            if "ENC_agg_soc" in section:
-                section["ENC_agg_soc"] = percent
-            capacity = section.get("Enc_max_available_capacity") or section.get("Max_energy")
-            if "ENC_agg_avail_energy" in section and capacity:
-                section["ENC_agg_avail_energy"] = round(capacity * percent / 100)
-            changed = True
-        for device in self.devices("ENCHARGE"):
-            self.dirty.add(INVENTORY)
-            device["percentFull"] = percent
-            changed = True
-        for unit in self._power_units():
-            self.dirty.add(POWER)
-            unit["soc"] = percent
-            changed = True
-        return changed
-
-    def apply_battery_power(self, power_w: float) -> bool:
-        """Write battery power into units and the storage CT; False if neither exists."""
-        changed = False
-        units = self._power_units()
-        for unit in units:
-            self.dirty.add(POWER)
-            unit["real_power_mw"] = round(power_w * 1000 / len(units))
-            if "apparent_power_mva" in unit:
-                unit["apparent_power_mva"] = unit["real_power_mw"]
-            changed = True
-        storage = [eid for eid, kind in self.meter_eids().items() if kind == "storage"]
-        readings = self.documents.get(READINGS)
-        for reading in readings if isinstance(readings, list) else []:
-            if isinstance(reading, dict) and reading.get("eid") in storage:
-                self.dirty.add(READINGS)
-                set_ct_power(reading, power_w)
-                changed = True
-        return changed
 
     def _initial_grid(self) -> bool:
         for device in self.devices("ENPOWER"):

@@ -1,0 +1,64 @@
+"""What the publisher does with each entity, read off its metric's fields once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from envoy2mqtt.catalog.metric import Entity
+from envoy2mqtt.core.events import Watch
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """The entities' roles: deadbands, urgency, counters, clamping, debounce, events, summary.
+
+    Built when the set of entities changes, not on every publish, so no behaviour is keyed
+    on a metric's name anywhere but in the catalog's own fields.
+    """
+
+    deadbands: dict[str, float] = field(default_factory=dict)
+    urgent: frozenset[str] = frozenset()
+    counters: dict[str, bool] = field(default_factory=dict)  # path -> a "today" counter
+    clamped: frozenset[str] = frozenset()
+    debounced: frozenset[str] = frozenset()
+    watch: Watch = field(default_factory=Watch)
+    summary: tuple[tuple[str, str], ...] = ()  # (short key, path)
+    pacing: dict[str, tuple[float, float]] = field(default_factory=dict)  # (interval, jump)
+
+    @classmethod
+    def of(
+        cls,
+        entities: Iterable[Entity],
+        intervals: Mapping[str, float] | None = None,
+        power_jump: float = 0.0,
+    ) -> Roles:
+        """The roles of these entities, in catalog order.
+
+        `intervals`: the minimum seconds between state publishes per `Metric.pace` ("energy",
+        "power", "measurement"); urgent metrics are never held back. A power that moves by
+        `power_jump` or more is published at once all the same.
+        """
+        listed = list(entities)
+        limits = intervals or {}
+
+        def paths(flag: str) -> frozenset[str]:
+            return frozenset(e.path for e in listed if getattr(e.metric, flag))
+
+        return cls(
+            deadbands={e.path: e.metric.deadband for e in listed if e.metric.deadband},
+            urgent=paths("urgent"),
+            counters={e.path: e.metric.daily for e in listed if e.metric.is_counter},
+            clamped=paths("clamp_negative"),
+            debounced=paths("debounced"),
+            watch=Watch(
+                events={e.path: e.metric.event for e in listed if e.metric.event},
+                context=tuple(e.path for e in listed if e.metric.in_context),
+            ),
+            summary=tuple((e.metric.summary, e.path) for e in listed if e.metric.summary),
+            pacing={
+                e.path: (limits[pace], power_jump if pace == "power" else 0.0)
+                for e in listed
+                if (pace := e.metric.pace) is not None and pace in limits and not e.metric.urgent
+            },
+        )

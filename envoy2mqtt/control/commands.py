@@ -1,0 +1,182 @@
+"""Command messages into typed values: the topics, the payloads, validation, the rate limit.
+
+Pure: no I/O, no clock of its own. A message is `<base>/<serial>/set` with a JSON object
+(`{"battery_mode": "backup", "battery_reserve_soc": 30, "transaction": "t1"}`), or
+`<base>/<serial>/set/<control>` with one plain value (`backup`, `30`, `on`, or JSON
+`{"value": 30, "transaction": "t1"}`); a device's controls live under its path
+(`<base>/<serial>/dry_contact/NC1/set`, `.../dry_contact/NC1/set/mode`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Final, TypeGuard
+
+from envoy2mqtt.core.snapshot import Value
+
+Transaction = str | int | None
+SET: Final = "set"
+TRANSACTION: Final = "transaction"
+SAME_NUMBER: Final = 0.05  # a reserve of 30 reads back as 30.0: the same setting
+
+
+class Invalid(ValueError):
+    """A value a control does not take; the message says what it takes."""
+
+
+def _shown(raw: object) -> str:
+    return json.dumps(raw) if isinstance(raw, str | int | float | bool) or raw is None else "{...}"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of a few words (a select)."""
+
+    options: tuple[str, ...]
+
+    def parse(self, raw: object) -> str:
+        """The option `raw` names (case does not matter)."""
+        if isinstance(raw, str) and raw.strip().lower() in self.options:
+            return raw.strip().lower()
+        raise Invalid(f"{_shown(raw)} is not one of {', '.join(self.options)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """A whole number within bounds (a number entity), e.g. a percentage."""
+
+    low: int
+    high: int
+    unit: str = "%"
+
+    def parse(self, raw: object) -> int:
+        """The number `raw` gives (a number, or a number as text)."""
+        number: float | None = None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            number = float(raw)
+        elif isinstance(raw, str):
+            try:
+                number = float(raw.strip())
+            except ValueError:
+                number = None
+        if number is None or not math.isfinite(number):
+            raise Invalid(f"expected a number, got {_shown(raw)}")
+        if not number.is_integer():
+            raise Invalid(f"expected a whole number, got {_shown(raw)}")
+        if not self.low <= number <= self.high:
+            raise Invalid(f"{int(number)} is out of range {self.low}-{self.high}")
+        return int(number)
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """On or off (a switch): `on`/`off`, `true`/`false`, `1`/`0`, a JSON boolean, and any
+    words of its own (a relay's `closed`/`open`); read as `words` (on, off)."""
+
+    words: tuple[str, str] = ("on", "off")
+    on: tuple[str, ...] = ()
+    off: tuple[str, ...] = ()
+
+    def parse(self, raw: object) -> str:
+        """`words[0]` for on, `words[1]` for off."""
+        if isinstance(raw, bool):
+            return self.words[0] if raw else self.words[1]
+        word = str(raw).strip().lower() if isinstance(raw, str | int) else None
+        if word in ("on", "true", "1", self.words[0], *self.on):
+            return self.words[0]
+        if word in ("off", "false", "0", self.words[1], *self.off):
+            return self.words[1]
+        raise Invalid(f"expected {self.words[0]} or {self.words[1]}, got {_shown(raw)}")
+
+
+RELAY: Final = Switch(words=("closed", "open"), on=("close",))  # a dry contact's position
+GRID: Final = Switch(on=("closed", "close"), off=("open",))  # the grid relay: on = on grid
+
+
+Kind = Choice | Whole | Switch
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One command message: (control path, raw value) pairs, its transaction, or an error."""
+
+    items: tuple[tuple[str, object], ...] = ()
+    transaction: Transaction = None
+    error: str | None = None
+
+
+def parse_message(suffix: str, payload: bytes) -> Message:
+    """Read a command from its topic below `<base>/<serial>/` and its payload."""
+    parts = suffix.split("/")
+    if parts[-1] == SET and len(parts) in (1, 3):
+        prefix = "/".join(parts[:-1])
+        return _json_object(prefix, payload)
+    if len(parts) in (2, 4) and parts[-2] == SET and parts[-1]:
+        path = "/".join([*parts[:-2], parts[-1]])
+        return _plain(path, payload)
+    return Message(error=f"not a command topic: {suffix}")
+
+
+def _json_object(prefix: str, payload: bytes) -> Message:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        return Message(error='expected a JSON object, e.g. {"battery_mode": "backup"}')
+    transaction = document.pop(TRANSACTION, None)
+    if not _is_transaction(transaction):
+        return Message(error="transaction: expected a string or a whole number")
+    if not document:
+        return Message(transaction=transaction, error="no control in the message")
+    items = tuple((f"{prefix}/{key}" if prefix else str(key), raw) for key, raw in document.items())
+    return Message(items, transaction)
+
+
+def _plain(path: str, payload: bytes) -> Message:
+    text = payload.decode("utf-8", errors="replace").strip()
+    try:
+        document: object = json.loads(text)
+    except ValueError:
+        document = text  # a bare word: backup, on, closed
+    if not isinstance(document, dict):
+        return Message(((path, document),))
+    transaction = document.get(TRANSACTION)
+    if not _is_transaction(transaction):
+        return Message(error="transaction: expected a string or a whole number")
+    if "value" not in document:
+        return Message(transaction=transaction, error='expected {"value": ...}')
+    return Message(((path, document["value"]),), transaction)
+
+
+def _is_transaction(value: object) -> TypeGuard[Transaction]:
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    )
+
+
+def same_value(actual: Value | None, requested: Value) -> bool:
+    """Whether a value read back is the one that was asked for."""
+    if isinstance(actual, int | float) and isinstance(requested, int | float):
+        return abs(actual - requested) < SAME_NUMBER
+    return actual is not None and str(actual).lower() == str(requested).lower()
+
+
+@dataclass(slots=True)
+class RateLimit:
+    """At most one write of each control per `interval` seconds; the rest are dropped."""
+
+    interval: float
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, path: str, now: float) -> float:
+        """0 when a write of `path` may go now (and it is counted); else seconds to wait."""
+        last = self._last.get(path)
+        if last is not None and now - last < self.interval:
+            return self.interval - (now - last)
+        self._last[path] = now
+        return 0.0

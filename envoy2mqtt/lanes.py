@@ -1,0 +1,243 @@
+"""The polling lanes of one connected gateway, feeding one snapshot to its publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pyenphase.models.envoy import EnvoyData
+
+from envoy2mqtt.availability import Availability
+from envoy2mqtt.clock import Clock
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.core.zones import local_to, zone_named
+from envoy2mqtt.energy import BatteryEnergy
+from envoy2mqtt.gateway.client import GatewayClient, TokenSource
+from envoy2mqtt.gateway.errors import GatewayAuthError, GatewayError
+from envoy2mqtt.gateway.gate import Lane, current_lane
+from envoy2mqtt.gateway.overlay import LaneReadings, merge_inverters
+from envoy2mqtt.gateway.pace import Pace, in_window
+from envoy2mqtt.mqtt.publisher import GatewayPublisher
+from envoy2mqtt.settings import Cadence
+
+log = logging.getLogger(__name__)
+
+Read = Callable[[], Awaitable[None]]
+
+
+class Controller(Protocol):
+    """Commands to the gateway (CONTROLS, `control.executor`): beside the lanes while connected."""
+
+    async def run(self, lanes: Lanes) -> None:
+        """Carry out commands through these lanes' client until cancelled."""
+
+    def observe(self, lanes: Lanes) -> None:
+        """Look at what was just published (read-backs, reverts, what can be controlled)."""
+
+
+class Lanes:
+    """Reads one gateway at tiered cadences and publishes after every good read.
+
+    fast (grid relay, CTs), battery, normal (everything pyenphase reads but inverters) and
+    slow (inverters): each lane its own task, all sharing the gateway's one-request gate.
+    """
+
+    def __init__(
+        self,
+        client: GatewayClient,
+        publisher: GatewayPublisher,
+        health: Availability,
+        *,
+        cadence: Cadence,
+        pace: Pace,
+        clock: Clock,
+        energy: BatteryEnergy,
+        tokens: TokenSource | None = None,
+        on_processed: Callable[[float], None] | None = None,
+    ) -> None:
+        """Lanes for a connected client; `run()` polls until cancelled."""
+        self.client, self.publisher, self.health = client, publisher, health
+        self.cadence, self.pace, self.clock = cadence, pace, clock
+        self.energy, self.tokens, self.on_processed = energy, tokens, on_processed
+        self.data = EnvoyData()
+        self.zone = zone_named(publisher.info.timezone)
+        self._inverters: EnvoyData | None = None
+        # the fast and battery lanes' newest readings (monotonic time when read), laid over
+        # every merge so an older reading from another lane never replaces them
+        self._lanes = LaneReadings()
+        self._grid_read = False  # a new grid reading since the last publish (for the debounce)
+        self.normal_started = float("-inf")  # when the full read behind `data` began (monotonic)
+        self.controller: Controller | None = None  # set when CONTROLS is on
+
+    async def run(self, info: GatewayInfo) -> None:
+        """First full read and publish, then every lane in its own task."""
+        current_lane.set(Lane.NORMAL)
+        await self.read_normal()
+        await self.read_inverters()
+        self.publish(info)
+        self.health.mark(ok=True)
+        cadence = self.cadence
+        async with asyncio.TaskGroup() as lanes:
+            lanes.create_task(self._lane(Lane.NORMAL, cadence.normal, self.read_normal, info))
+            lanes.create_task(self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, info))
+            if self.data.enpower is not None or self.data.collar is not None or self._has_cts():
+                lanes.create_task(self._lane(Lane.FAST, cadence.fast, self.read_fast, info))
+            if self.data.encharge_aggregate is not None:
+                lanes.create_task(
+                    self._lane(Lane.BATTERY, cadence.battery, self.read_battery, info)
+                )
+            if self.tokens is not None:
+                lanes.create_task(self._keep_token(self.tokens))
+            if self.controller is not None:
+                lanes.create_task(self.controller.run(self))
+
+    def _has_cts(self) -> bool:
+        return any(meter is not None for meter in self.data.ctmeters.values())
+
+    async def _lane(self, lane: Lane, base: float, read: Read, info: GatewayInfo) -> None:
+        current_lane.set(lane)
+        await self._wait(lane, base)
+        while True:
+            read_ok = await self._cycle(read, info)
+            if lane == Lane.FAST and read_ok:
+                await self._confirm_grid(info)
+            await self._wait(lane, base)
+
+    async def _cycle(self, read: Read, info: GatewayInfo) -> bool:
+        """One read and, when it worked, one publish; whether it worked.
+
+        Only the gateway's own failures count against it: a bug of ours is logged with its
+        traceback and the lane goes on, the gateway neither marked offline nor backed off.
+        """
+        try:
+            await read()
+        except GatewayAuthError as err:
+            self.pace.observe(0.0, ok=False)
+            await self.health.reauthenticate(self.client, err)
+        except GatewayError as err:
+            self.pace.observe(0.0, ok=False)
+            self.health.mark(ok=False, err=err)
+        except Exception:
+            log.exception("gateway %s: unexpected error in envoy2mqtt (please report)", info.serial)
+        else:
+            self.health.mark(ok=True)
+            self.publish(info)
+            return True
+        return False
+
+    async def _confirm_grid(self, info: GatewayInfo) -> None:
+        """A changed grid status: read it again soon, until believed or contradicted.
+
+        The debounce wants GRID_DEBOUNCE consecutive reads of the new state; waiting a whole
+        fast interval for each would add a second per read to an outage's news. A read
+        `grid_confirm` later still filters one-read glitches, at one extra relay request.
+        """
+        for _ in range(self.publisher.options.grid_debounce - 1):
+            if not self.publisher.grid_unconfirmed:
+                return
+            await self.clock.sleep(self.pace.interval(self.cadence.grid_confirm))
+            if not await self._cycle(self.read_grid, info):
+                return
+
+    async def _wait(self, lane: Lane, base: float) -> None:
+        """Sleep one interval; every lane but the fast one also sits out the quiet window."""
+        await self.clock.sleep(self._interval(lane, base))
+        while lane != Lane.FAST and self._quiet():
+            await self.clock.sleep(self.cadence.quiet_fast)
+
+    def _quiet(self) -> bool:
+        """Whether it is the gateway's nightly maintenance window, on the gateway's clock."""
+        cadence = self.cadence
+        now = local_to(self.zone, self.clock.wall()).time()
+        return in_window(now, cadence.quiet_start, cadence.quiet_end)
+
+    def _interval(self, lane: Lane, base: float) -> float:
+        if lane == Lane.FAST and self._quiet():
+            # the gateway's nightly maintenance: only the grid watch runs, and slowly
+            return self.pace.interval(self.cadence.quiet_fast)
+        return self.pace.interval(base)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def read_normal(self) -> None:
+        """Everything but inverters; the fast lanes' newer readings stay on top."""
+        started = self.clock.monotonic()
+        data = await self.client.read_normal()
+        if started < self.normal_started:
+            return  # a full read that began later (a command's read-back) is in already
+        self.normal_started = started
+        if self._inverters is not None:
+            data = merge_inverters(data, self._inverters)
+        self._lanes.forget_before(started)
+        if self._lanes.grid is None:
+            self._grid_read = True  # the relay state in this reading is the newest there is
+        self.data = self._lanes.over(data)
+
+    async def refresh(self) -> EnvoyData:
+        """A full read now, published: a command's read-back."""
+        await self.read_normal()
+        self.publish(self.publisher.info)
+        return self.data
+
+    async def read_inverters(self) -> None:
+        """The inverters (every 5 minutes is as often as they report)."""
+        self._inverters = await self.client.read_inverters()
+        self.data = merge_inverters(self.data, self._inverters)
+
+    async def read_fast(self) -> None:
+        """CT readings, then the grid status."""
+        if self._has_cts():
+            meters = await self.client.read_meters()
+            if meters[0]:
+                self._lanes.meters = (self.clock.monotonic(), meters)
+        await self.read_grid()  # read last: an outage is published the moment it is read
+
+    async def read_grid(self) -> None:
+        """The grid status from the Enpower relay or the IQ Meter Collar."""
+        state: str | None = None
+        if self.data.enpower is not None:
+            state = await self.client.read_grid()
+        elif self.data.collar is not None:
+            state = await self.client.read_collar()
+        if state is not None:
+            self._lanes.grid = (self.clock.monotonic(), state)
+            self._grid_read = True
+        self.data = self._lanes.over(self.data)
+
+    async def read_battery(self) -> None:
+        """Battery state of charge and power."""
+        combined = self.data.battery_aggregate is not None  # AC Batteries too
+        battery = await self.client.read_battery(combined=combined)
+        self._lanes.battery = (self.clock.monotonic(), battery)
+        self.data = self._lanes.over(self.data)
+
+    async def _keep_token(self, tokens: TokenSource) -> None:
+        """Renew the token ahead of its expiry; the token source sets the pace and backs off."""
+        current_lane.set(Lane.SLOW)
+        while True:
+            await self.clock.sleep(tokens.next_check())
+            if await tokens.maintain(self.client.envoy.serial_number or ""):
+                try:
+                    await self.client.authenticate()  # presents the new token to the gateway
+                except GatewayAuthError as err:
+                    await self.health.reauthenticate(self.client, err)
+                except GatewayError as err:
+                    log.warning("gateway %s: %s", self.client.host, err)
+
+    def publish(self, info: GatewayInfo) -> None:
+        """Publish a snapshot of everything read so far."""
+        auth = self.tokens.status() if self.tokens is not None else None
+        now = datetime.now(UTC)
+        extra = self.energy.observe(self.data, now, self.clock.monotonic())
+        snapshot = Snapshot(info, self.data, now, auth, extra)
+        started = time.perf_counter()
+        self.publisher.publish_snapshot(snapshot, grid_read=self._grid_read)
+        self._grid_read = False
+        if self.on_processed is not None:
+            self.on_processed(time.perf_counter() - started)
+        if self.controller is not None:
+            self.controller.observe(self)

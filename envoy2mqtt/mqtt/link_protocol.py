@@ -1,0 +1,23 @@
+"""What the publishing side needs from the MQTT edge (the link implements it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Link(Protocol):
+    """Queues messages for the broker."""
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        urgent: bool = False,
+    ) -> None:
+        """Queue a message."""
+
+    def publish_event(self, topic: str, payload: str | bytes) -> None:
+        """Queue an event."""

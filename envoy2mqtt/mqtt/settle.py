@@ -1,0 +1,66 @@
+"""From raw readings to the values worth believing: counter integrity, clamping, debounce."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+from envoy2mqtt.catalog.metric import Reading
+from envoy2mqtt.catalog.roles import Roles
+from envoy2mqtt.core.changes import CounterGuard, Debouncer
+from envoy2mqtt.core.snapshot import Value
+from envoy2mqtt.core.zones import local_to
+
+
+@dataclass(slots=True)
+class Settler:
+    """Turns one gateway's readings into the values to publish, with memory between them."""
+
+    grid_debounce: int = 2
+    clamp_negative_production: bool = True
+    counters: CounterGuard = field(default_factory=CounterGuard)
+    debounce: Debouncer = field(init=False)
+    _day: str | None = None
+    _held: dict[str, Value] = field(default_factory=dict)  # debounced values as believed
+
+    def __post_init__(self) -> None:
+        self.debounce = Debouncer(reads=self.grid_debounce)
+
+    def settle(
+        self,
+        readings: Mapping[str, Reading],
+        roles: Roles,
+        taken_at: datetime,
+        *,
+        fresh_reads: bool = True,
+        zone: tzinfo | None = None,
+    ) -> dict[str, Value]:
+        """The values to publish for these readings.
+
+        `fresh_reads`: the readings hold a new reading of the debounced values (the debounce
+        counts readings, not snapshots: other lanes re-publish the same reading).
+        """
+        # "today" counters reset at the gateway's midnight, in the zone it states (else TZ)
+        day = local_to(zone, taken_at).date().isoformat()
+        day_changed = self._day is not None and day != self._day
+        self._day = day
+        out: dict[str, Value] = {}
+        for path, reading in readings.items():
+            value = reading.value
+            if isinstance(value, int | float):
+                if path in roles.clamped and self.clamp_negative_production and value < 0:
+                    value = 0
+                daily = roles.counters.get(path)
+                if daily is not None:
+                    value = self.counters.check(path, value, daily=daily, day_changed=day_changed)
+            if path in roles.debounced:
+                if fresh_reads or path not in self._held:
+                    self._held[path] = self.debounce.feed(path, value)
+                value = self._held[path]
+            out[path] = value
+        return out
+
+    def unconfirmed(self, roles: Roles) -> bool:
+        """A changed debounced value was read and awaits its confirming read."""
+        return any(self.debounce.pending(path) for path in roles.debounced)

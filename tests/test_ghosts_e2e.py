@@ -1,0 +1,119 @@
+"""No ghosts: across restarts, mode switches, replaced devices and removed gateways, the
+retained discovery configs on a real broker are exactly what the current gateways publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+import envoy2mqtt.app
+from envoy2mqtt.sim import SimulatedGateway
+from tests.broker import Mosquitto, collect
+from tests.harness import bridge_settings, running
+
+CAPTURE = "7.6.175_with_cts"
+FOREIGN = json.dumps(
+    {"name": "Kitchen plug", "unique_id": "0x00158d0001_power", "state_topic": "z2m/plug",
+     "origin": {"name": "Zigbee2MQTT"}}
+).encode()  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def quick_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(envoy2mqtt.app, "GHOSTS_EVERY", 0.3)
+
+
+async def configs(broker: Mosquitto, prefix: str) -> dict[str, bytes]:
+    """Every retained discovery config under the prefix now."""
+    seen = await collect("127.0.0.1", broker.port, f"{prefix}/#", timeout=1.0)
+    return {topic: payload for topic, payload in seen.items() if payload}
+
+
+async def settled(
+    broker: Mosquitto, prefix: str, check: Callable[[dict[str, bytes]], object], timeout: float = 20
+) -> dict[str, bytes]:
+    """Retained configs once `check(configs)` holds (the last seen ones if it never does)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    found = await configs(broker, prefix)
+    while not check(found) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.3)
+        found = await configs(broker, prefix)
+    return found
+
+
+async def retain(broker: Mosquitto, topic: str, payload: bytes) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.publish(topic, payload, qos=1, retain=True)
+
+
+def ours(found: dict[str, bytes]) -> set[str]:
+    return {t for t, p in found.items() if b'"envoy2mqtt"' in p}
+
+
+async def test_mode_switch_both_ways_leaves_only_the_current_mode(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    prefix = f"{unique_prefix}-ha"
+    foreign = f"{prefix}/sensor/0x00158d0001/power/config"
+    await retain(mosquitto_session, foreign, FOREIGN)
+    async with SimulatedGateway(capture=CAPTURE) as gateway:
+
+        def settings(mode: str) -> object:
+            return bridge_settings(
+                gateway, mosquitto_session.port, unique_prefix, tmp_path, ha_discovery_mode=mode
+            )
+
+        async with running(settings("entity")):  # type: ignore[arg-type]
+            first = await settled(mosquitto_session, prefix, lambda f: len(ours(f)) > 20)
+        entity_topics = ours(first)
+        assert all("/device/" not in t for t in entity_topics)
+
+        async with running(settings("device")):  # type: ignore[arg-type]
+            device = await settled(
+                mosquitto_session,
+                prefix,
+                lambda f: ours(f) and all("/device/" in t for t in ours(f)),
+            )
+        assert ours(device)
+        assert all("/device/" in t for t in ours(device)), sorted(ours(device))
+        entities_in_device_configs = sum(len(json.loads(device[t])["cmps"]) for t in ours(device))
+        assert entities_in_device_configs == len(entity_topics)
+
+        async with running(settings("entity")):  # type: ignore[arg-type]
+            back = await settled(mosquitto_session, prefix, lambda f: ours(f) == entity_topics)
+        assert ours(back) == entity_topics
+    assert back[foreign] == FOREIGN  # somebody else's config is never touched
+
+
+async def test_replaced_device_and_removed_gateway_are_cleaned_up_on_restart(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    prefix = f"{unique_prefix}-ha"
+    async with SimulatedGateway(capture=CAPTURE) as gateway:
+        settings = bridge_settings(gateway, mosquitto_session.port, unique_prefix, tmp_path)
+        async with running(settings) as app:
+            first = await settled(mosquitto_session, prefix, lambda f: len(ours(f)) > 20)
+            serial = app.bridges[0].serial
+        assert serial is not None
+        wanted = ours(first)
+        # while the bridge is down: an inverter is replaced, and a gateway it no longer has
+        # left its configs behind (both carry the bridge's own origin and unique ids)
+        template = json.loads(first[next(t for t in wanted if "/inverter_" in t)])
+        ghosts = {}
+        for owner, object_id in ((serial, "inverter_999999_power"), ("000000000000", "power")):
+            ghost = dict(template)
+            ghost["unique_id"] = f"envoy2mqtt_{owner}_{object_id}"
+            ghost["state_topic"] = f"{unique_prefix}/{owner}/{object_id.replace('_', '/')}"
+            topic = f"{prefix}/sensor/{owner}/{object_id}/config"
+            ghosts[topic] = json.dumps(ghost).encode()
+            await retain(mosquitto_session, topic, ghosts[topic])
+        assert set(ghosts) <= ours(await configs(mosquitto_session, prefix))
+
+        async with running(settings):
+            after = await settled(mosquitto_session, prefix, lambda f: ours(f) == wanted)
+        assert ours(after) == wanted, sorted(ours(after) ^ wanted)
