@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -48,7 +49,7 @@ def test_catalog_declares_events_context_and_summary() -> None:
     assert set(roles.watch.context) == set(WATCH.context)
     assert dict(roles.summary) == {
         "pv": "production_power",
-        "load": "consumption_power",
+        "load": "house_load_power",  # the later of the two wins (consumption_power first)
         "net": "net_power",
         "imp": "grid_import_power",
         "exp": "grid_export_power",
@@ -112,3 +113,16 @@ def test_pacing_from_metric_kinds_and_urgent_metrics_are_never_held() -> None:
     for urgent in ("grid_status", "battery_soc", "battery_state", "battery_mode"):
         assert urgent not in roles.pacing
     assert Roles.of(entities).pacing == {}  # no intervals: every change is published
+
+
+def test_the_summary_load_is_the_house_load_where_there_are_batteries() -> None:
+    from envoy2mqtt.mqtt.summary import summary_json
+    from tests.test_catalog_inputs import snapshots
+
+    for name, snapshot in snapshots().items():
+        readings = catalog.values(snapshot)
+        values = {path: r.value for path, r in readings.items()}
+        summary = summary_json(values, Roles.of(r.entity for r in readings.values()).summary)
+        load = json.loads(summary).get("load") if summary else None
+        expected = values.get("house_load_power", values.get("consumption_power"))
+        assert load == (round(expected) if isinstance(expected, float) else expected), name

@@ -218,6 +218,7 @@ BATTERY = Gated(
                 "House load power",
                 lambda s: house_load_watts(s.data),
                 "Consumption without the battery: consumption power plus battery power",
+                summary="load",  # what the house uses: on battery sites, over consumption
             ),
             RUNWAY(
                 "backup_runway",

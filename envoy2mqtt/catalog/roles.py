@@ -23,7 +23,9 @@ class Roles:
     clamped: frozenset[str] = frozenset()
     debounced: frozenset[str] = frozenset()
     watch: Watch = field(default_factory=Watch)
-    summary: tuple[tuple[str, str], ...] = ()  # (short key, path)
+    # (short key, path), in catalog order: where two metrics share a key the later one wins
+    # (house_load_power over consumption_power, which on battery sites counts charging as load)
+    summary: tuple[tuple[str, str], ...] = ()
     pacing: dict[str, tuple[float, float]] = field(default_factory=dict)  # (interval, jump)
 
     @classmethod
