@@ -325,7 +325,10 @@ async def test_unreachable_and_silent_clouds_fail_in_bounded_time() -> None:
         await refused.obtain("122302045041")
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
+        try:
+            await reader.read()  # never answer; the client hangs up once it gives up
+        finally:
+            writer.close()  # closing the server leaves its connections open
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -7,10 +7,14 @@ broker drops the connection in between, the socket is closed by then and asyncio
 descriptor` (or, worse, the number belongs to a new socket). Here the number is taken when
 the writer is added, and a socket closed meanwhile is simply not watched: the connection is
 gone and the link's reconnect takes over.
+
+paho also leaks the TLS socket when the handshake fails (an unknown CA, say): `ClosingSSLSocket`
+closes it then, so every failed attempt gives its file descriptor back at once.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import aiomqtt
@@ -43,3 +47,17 @@ class Client(aiomqtt.Client):
                 return  # closed meanwhile
 
         self._loop.call_soon_threadsafe(register)
+
+
+class ClosingSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that closes itself when its blocking handshake fails (paho drops it open)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        """Shake hands; on failure close the socket before raising."""
+        try:
+            super().do_handshake(block)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # a non-blocking handshake in progress: not a failure
+        except BaseException:
+            self.close()
+            raise

@@ -25,7 +25,7 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from envoy2mqtt.core.backoff import Backoff
-from envoy2mqtt.mqtt.client import Client
+from envoy2mqtt.mqtt.client import Client, ClosingSSLSocket
 from envoy2mqtt.mqtt.outbox import Message, Outbox
 from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE
 
@@ -247,6 +247,7 @@ class MqttLink:
             if opts.tls_insecure:
                 tls_context.check_hostname = False
                 tls_context.verify_mode = ssl.CERT_NONE
+            tls_context.sslsocket_class = ClosingSSLSocket
         return Client(
             opts.host,
             opts.port,
