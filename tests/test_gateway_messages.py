@@ -29,13 +29,11 @@ async def test_refused_names_the_host_and_the_setting() -> None:
 
 async def test_silent_gateway_is_one_attempt_per_connect_with_a_hint() -> None:
     """pyenphase alone tries /info four times (https, then http, each): the bridge once."""
-    connections = 0
+    accepted: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
+        accepted.append(writer)
         await reader.read()  # never answers
-        writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -44,6 +42,12 @@ async def test_silent_gateway_is_one_attempt_per_connect_with_a_hint() -> None:
             with pytest.raises(GatewayUnavailable) as caught:
                 await client.connect()
     finally:
+        # closing a server leaves what it accepted open (Python 3.11): close each one
+        for writer in accepted:
+            writer.close()
+            await writer.wait_closed()
         server.close()
+        await server.wait_closed()
+    connections = len(accepted)
     assert "did not answer in time - check ENVOY_HOST" in str(caught.value)
     assert connections == 2, connections  # https, then pyenphase's http fallback: no retries
