@@ -34,6 +34,7 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a clone: the broker helper is in tests/
     sys.path.insert(0, str(ROOT))
 
+from envoy2mqtt.polling.events import SnapshotSettled  # noqa: E402
 from envoy2mqtt.sim import RequestRecord, SimulatedGateway  # noqa: E402
 from tests.broker import Mosquitto, Record, Recorder  # noqa: E402
 from tests.harness import bridge_settings, running  # noqa: E402
@@ -171,7 +172,12 @@ async def measure(options: Options) -> Run:
                 Recorder("127.0.0.1", broker.port, f"{base}/event") as recorder,
                 running(settings) as app,
             ):
-                app.bridges[0].on_processed = lambda took: processed.append((time.time(), took))
+                # the gateway's public event stream: when each snapshot was settled, and how
+                # long reading it into values took since it was taken
+                app.bridges[0].events.subscribe().on(
+                    SnapshotSettled,
+                    lambda s: processed.append((time.time(), time.time() - s.taken_at.timestamp())),
+                )
                 async with Recorder("127.0.0.1", broker.port, f"{base}/+") as states:
                     await states.wait_for(lambda r: ready <= {x.topic for x in r}, timeout=30)
                 began = time.monotonic()

@@ -1,40 +1,40 @@
-"""Wires settings, the MQTT link and one bridge per gateway under one TaskGroup."""
+"""Wires settings, the MQTT link, one bridge per gateway and the features under one TaskGroup.
+
+Every feature is an extension (`features.extension`): entered here, in the one TaskGroup,
+in the order it should hear events. Adding a feature is a room and one line in `features`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
-import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
-from envoy2mqtt import __version__
 from envoy2mqtt.auth.factory import token_source
-from envoy2mqtt.bridge import Bridge
-from envoy2mqtt.control.wiring import wire_controls
-from envoy2mqtt.core.snapshot import GatewayInfo
+from envoy2mqtt.control.extension import Controls
+from envoy2mqtt.core.stream import EventStream
+from envoy2mqtt.features.bridge_info import BridgeInfo
+from envoy2mqtt.features.extension import Extension, Hub
+from envoy2mqtt.features.ghosts import GhostSweep
+from envoy2mqtt.features.health import Health
+from envoy2mqtt.features.retained import RetainedState
 from envoy2mqtt.gateway.finder import GatewayFinder, interfaces_from, is_auto
 from envoy2mqtt.gateway.pinning import CertificatePins
-from envoy2mqtt.healthcheck import HEALTH_FILE, HealthFile
 from envoy2mqtt.mqtt.discovery import HaRelease, device_mode_warning
-from envoy2mqtt.mqtt.ghosts import Ghosts
 from envoy2mqtt.mqtt.link import MqttLink, MqttOptions
 from envoy2mqtt.mqtt.publisher import PublishOptions
-from envoy2mqtt.mqtt.topics import Topics, sanitize
+from envoy2mqtt.mqtt.topics import Topics
+from envoy2mqtt.polling.bridge import Bridge
+from envoy2mqtt.polling.events import HomeAssistantOnline, MqttConnected, ShuttingDown
 from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
 from envoy2mqtt.shedding.actor import Shedder
 from envoy2mqtt.shedding.loads import read_plan
-from envoy2mqtt.shedding.topics import LEVEL as SHEDDING
 
 log = logging.getLogger(__name__)
-
-HEALTH_EVERY = 10.0
-GHOSTS_EVERY = 5.0  # retained configs arrive after each (re)connect; sweep a little later
 
 
 class Stopped(Exception):
@@ -83,16 +83,16 @@ def publish_options(settings: Settings) -> PublishOptions:
 
 
 class App:
-    """The running service: one MQTT link, one bridge per gateway."""
+    """The running service: one MQTT link, one bridge per gateway, and the features."""
 
     def __init__(self, settings: Settings) -> None:
         """Build everything from the settings (raises ConfigError on bad ones)."""
         self.settings = settings
-        self.topics = Topics(
-            settings.mqtt_base_topic, settings.ha_discovery_prefix, settings.ha_status_topic
-        )
+        self.topics = Topics(settings.mqtt_base_topic, settings.ha_discovery_prefix)
         gateways = settings.gateway_list()
+        self.plan = read_plan(settings, gateways)  # LOADS_FILE: checked before anything starts
         self.finder = _finder(settings, gateways)  # ENVOY_HOST=auto: mDNS
+        self.events = EventStream("app")
         self.link = MqttLink(mqtt_options(settings, self.topics), on_connect=self._on_connect)
         options = publish_options(settings)
         self.bridges = [
@@ -113,15 +113,28 @@ class App:
             )
             for gateway in gateways
         ]
-        for bridge in self.bridges:
-            bridge.on_connected = self._gateway_connected
-        self.shedding = self._shedding(settings, gateways)
-        self.commands = wire_controls(settings, self.link, self.topics, self.bridges)  # CONTROLS
-        self.link.subscribe(settings.ha_status_topic, self._on_ha_status)
-        self.ghosts = Ghosts(self.topics.base)
-        for config_filter in self.topics.config_filters:
-            self.link.subscribe(config_filter, self._on_config)
-        self.started = datetime.now(UTC)
+        self.tasks = asyncio.TaskGroup()  # the one TaskGroup, entered by `run()`
+        hub = Hub(
+            settings=settings,
+            link=self.link,
+            topics=self.topics,
+            events=self.events,
+            bridges=self.bridges,
+            tasks=self.tasks,
+        )
+        self.shedding = (
+            Shedder(hub, self.plan, discovery=settings.ha_discovery) if self.plan else None
+        )
+        self.ghosts = GhostSweep(hub, [self.shedding] if self.shedding else [])
+        # every feature, in the order each hears an event (commands that waited go first)
+        self.features: list[Extension] = [
+            *([self.shedding] if self.shedding else []),
+            Controls(hub),
+            BridgeInfo(hub),
+            RetainedState(hub),
+            self.ghosts,
+            Health(hub, self.link.stats),
+        ]
         warning = device_mode_warning(HaRelease.parse(settings.ha_compat))
         if settings.ha_discovery and settings.ha_discovery_mode == "device" and warning:
             log.warning(warning)
@@ -131,16 +144,15 @@ class App:
         stop = stop or asyncio.Event()
         ensure_state_dir(self.settings.state_dir)
         try:
-            async with asyncio.TaskGroup() as tasks:
+            async with self.tasks as tasks, AsyncExitStack() as features:
+                for feature in self.features:
+                    await features.enter_async_context(feature)
+                self.link.subscribe(self.settings.ha_status_topic, self._on_ha_status)
                 tasks.create_task(self.link.run(), name="mqtt")
                 for bridge in self.bridges:
                     tasks.create_task(bridge.run(), name=f"bridge {bridge.settings.host}")
-                tasks.create_task(self._health(), name="health")
                 if self.finder is not None:
                     tasks.create_task(self.finder.run(), name="mdns")
-                tasks.create_task(self._sweep_ghosts(), name="ghosts")
-                if self.shedding is not None:
-                    tasks.create_task(self.shedding.run(), name="shedding")
                 await stop.wait()
                 await self._goodbye()
                 raise Stopped  # noqa: TRY301 - ends the TaskGroup, cancelling every task
@@ -150,98 +162,21 @@ class App:
     async def _goodbye(self) -> None:
         for bridge in self.bridges:
             bridge.save_state()
-            if bridge.publisher is not None:
-                bridge.publisher.set_available(False)
+        self.events.emit(ShuttingDown())
         await self.link.drain(timeout=2.0)
         await self.link.close(timeout=2.0)
         log.info("stopped")
 
-    def _shedding(self, settings: Settings, gateways: list[GatewaySettings]) -> Shedder | None:
-        """Load shedding, when LOADS_FILE (or LOADS) names loads, fed by its gateway's bridge."""
-        plan = read_plan(settings, gateways)
-        if plan is None:
-            return None
-        shedder = Shedder(plan, self.link, self.topics, discovery=settings.ha_discovery)
-        for bridge in self.bridges:
-            bridge.on_connected = _offering(bridge, shedder, bridge.on_connected)
-        return shedder
-
     async def _on_connect(self) -> None:
-        if self.shedding is not None:
-            self.shedding.connected()  # commands that waited for the broker go first
-        self.link.publish(self.topics.bridge_info, self.info_json(), retain=True, qos=1)
-        for bridge in self.bridges:
-            if bridge.publisher is not None:
-                bridge.publisher.republish()
-
-    def _gateway_connected(self, _info: object) -> None:
-        self.link.publish(self.topics.bridge_info, self.info_json(), retain=True, qos=1)
+        self.events.emit(MqttConnected())
 
     async def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         if payload.strip().lower() == b"online":
-            log.info("Home Assistant came online: re-publishing discovery and states")
-            for bridge in self.bridges:
-                if bridge.publisher is not None:
-                    bridge.publisher.republish()
-            if self.shedding is not None:
-                self.shedding.republish()
-
-    async def _on_config(self, topic: str, payload: bytes) -> None:
-        self.ghosts.seen(topic, payload)
-
-    async def _sweep_ghosts(self) -> None:
-        """Remove discovery configs of ours that no gateway announces any more (see ghosts)."""
-        while True:
-            await asyncio.sleep(GHOSTS_EVERY)
-            self.sweep_ghosts()
+            self.events.emit(HomeAssistantOnline())
 
     def sweep_ghosts(self) -> list[str]:
-        """One sweep: the stale configs of ours, removed; returns their topics."""
-        announced: dict[str, set[str]] = {}
-        for bridge in self.bridges:
-            publisher = bridge.publisher
-            if publisher is not None and publisher.announcer.entities:
-                announced[sanitize(publisher.info.serial)] = publisher.discovery_topics
-        if self.shedding is not None and self.shedding.discovery_topics:
-            announced[SHEDDING] = set(self.shedding.discovery_topics)
-        known = all(bridge.publisher is not None for bridge in self.bridges)
-        stale = self.ghosts.stale(announced, every_gateway_known=known)
-        for topic in stale:
-            log.info("removing a discovery config nobody publishes any more: %s", topic)
-            self.link.publish(topic, b"", retain=True, qos=1)
-            self.ghosts.found.pop(topic, None)
-        return stale
-
-    def info_json(self) -> str:
-        """`bridge/info`: version and gateways (never credentials)."""
-        gateways = []
-        for bridge in self.bridges:
-            entry: dict[str, object] = {"host": bridge.settings.host, "name": bridge.settings.name}
-            if bridge.publisher is not None:
-                info = bridge.publisher.info
-                entry.update(serial=info.serial, firmware=info.firmware, model=info.model)
-            gateways.append(entry)
-        return json.dumps(
-            {
-                "version": __version__,
-                "started": self.started.isoformat(timespec="seconds"),
-                "base_topic": self.topics.base,
-                "gateways": gateways,
-            },
-            separators=(",", ":"),
-        )
-
-    async def _health(self) -> None:
-        health = HealthFile(self.settings.state_dir / HEALTH_FILE, time.time())
-        while True:
-            health.write(
-                last_publish=self.link.stats.last_publish,
-                connected=self.link.connected.is_set(),
-                online=sum(
-                    1 for b in self.bridges if b.publisher is not None and b.publisher.available
-                ),
-            )
-            await asyncio.sleep(HEALTH_EVERY)
+        """One ghost sweep now (see `features.ghosts`); the topics it removed."""
+        return self.ghosts.sweep() if self.ghosts is not None else []
 
 
 def ensure_state_dir(path: Path) -> None:
@@ -264,20 +199,6 @@ def _finder(settings: Settings, gateways: list[GatewaySettings]) -> GatewayFinde
     if not any(is_auto(gateway.host) for gateway in gateways):
         return None
     return GatewayFinder(interfaces_from(settings.mdns_interfaces))
-
-
-def _offering(
-    bridge: Bridge, shedder: Shedder, connected: Callable[[GatewayInfo], None] | None
-) -> Callable[[GatewayInfo], None]:
-    """The bridge's connect hook, then its gateway offered to load shedding."""
-
-    def hook(info: GatewayInfo) -> None:
-        if connected is not None:
-            connected(info)
-        if bridge.publisher is not None:
-            shedder.offer(bridge.settings, bridge.publisher)
-
-    return hook
 
 
 def install_signal_handlers(

@@ -547,7 +547,7 @@ async def test_no_password_or_token_in_any_log_line_or_mqtt_message(
                 await until(lambda: any("rejected the login" in x for x in logs.lines), 10)
             await asyncio.sleep(0.5)  # the last messages reach the recorder
     assert len(tokens) >= 3
-    assert {"pyenphase.envoy", "envoy2mqtt.auth.cloud", "envoy2mqtt.bridge"} <= logs.names
+    assert {"pyenphase.envoy", "envoy2mqtt.auth.cloud", "envoy2mqtt.polling.bridge"} <= logs.names
     secrets = [PASSWORD, wrong, *tokens]
     assert recorder.records, "the recorder saw nothing"
     for line in logs.lines:

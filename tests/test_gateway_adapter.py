@@ -30,12 +30,16 @@ GARBAGE = [Fault.HTML, Fault.TRUNCATED_JSON, Fault.EMPTY]
 
 @asynccontextmanager
 async def connected(
-    capture: str = BATTERY_SITE, timeout: float = 5.0
+    capture: str = BATTERY_SITE,
+    timeout: float = 5.0,
+    on_answer: Callable[[float], None] | None = None,
 ) -> AsyncIterator[tuple[SimulatedGateway, GatewayClient]]:
     """A simulated gateway and a client connected to it."""
     async with SimulatedGateway(capture=capture) as gateway:
         tokens = FixedToken(gateway.make_token())
-        async with GatewayClient(gateway.host, tokens=tokens, timeout=timeout) as client:
+        async with GatewayClient(
+            gateway.host, tokens=tokens, timeout=timeout, on_answer=on_answer
+        ) as client:
             await client.connect()
             yield gateway, client
 
@@ -170,15 +174,18 @@ async def test_a_bug_in_our_reader_propagates_as_itself(monkeypatch: pytest.Monk
 async def test_a_bug_called_from_inside_pyenphase_stays_ours() -> None:
     """Our gate callback runs inside pyenphase's request: its KeyError is still our bug."""
 
-    def broken(_took: float) -> None:
-        raise KeyError("lane")
+    broken = False  # the connect goes through; then the callback breaks
 
-    async with connected() as (_gateway, client):
-        client.gate.on_answer = broken
+    def pace(_took: float) -> None:
+        if broken:
+            raise KeyError("lane")
+
+    async with connected(on_answer=pace) as (_gateway, client):
+        broken = True
         with pytest.raises(KeyError, match="lane") as caught:
             await client.read_normal()
         assert not isinstance(caught.value, GatewayError)
-        client.gate.on_answer = None
+        broken = False
         assert (await client.read_normal()).raw  # the client is still usable
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-import envoy2mqtt.app
+import envoy2mqtt.features.ghosts
 from envoy2mqtt.sim import SimulatedGateway
 from tests.broker import Mosquitto, collect
 from tests.harness import bridge_settings, running
@@ -25,7 +25,7 @@ FOREIGN = json.dumps(
 
 @pytest.fixture(autouse=True)
 def quick_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(envoy2mqtt.app, "GHOSTS_EVERY", 0.3)
+    monkeypatch.setattr(envoy2mqtt.features.ghosts, "EVERY", 0.3)
 
 
 async def configs(broker: Mosquitto, prefix: str) -> dict[str, bytes]:

@@ -1,8 +1,9 @@
 """The package is laid out as the data path, and imports flow one way through it.
 
-gateway -> snapshot -> catalog -> changes -> MQTT: the pure core and the catalog import
-neither aiohttp nor aiomqtt, only `mqtt.link` imports aiomqtt, only `gateway/` imports
-pyenphase's client, and no module grows past what one person holds in their head.
+gateway -> polling -> snapshot -> catalog -> changes -> MQTT, and the features beside it:
+the pure core and the catalog import neither aiohttp nor aiomqtt, only `mqtt.link` imports
+aiomqtt, only `gateway/` imports pyenphase's client, and no object has callbacks or
+collaborators set on it after it was built (features subscribe to events instead).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "envoy2mqtt"
-MAX_LINES = 300
 
 # stage -> the envoy2mqtt stages it may import (besides itself); None: any
 MAY_IMPORT: dict[str, set[str] | None] = {
@@ -22,9 +22,10 @@ MAY_IMPORT: dict[str, set[str] | None] = {
     "auth": {"core", "settings"},
     "gateway": {"core", "auth", "settings"},
     "mqtt": {"core", "catalog", "settings"},
-    "shedding": {"core", "catalog", "mqtt", "settings", "clock"},
-    # control/wiring.py attaches controllers to the bridge and its lanes
-    "control": {"core", "catalog", "gateway", "mqtt", "settings", "clock", "bridge", "lanes"},
+    "polling": {"core", "catalog", "auth", "gateway", "mqtt", "settings"},
+    "features": {"core", "mqtt", "polling", "settings", "healthcheck", "__version__"},
+    "shedding": {"core", "catalog", "mqtt", "settings", "polling", "features"},
+    "control": {"core", "catalog", "gateway", "mqtt", "settings", "polling", "features"},
     "sim": set(),
     "settings": set(),
 }
@@ -39,7 +40,12 @@ MUST_NOT_IMPORT: dict[str, set[str]] = {
     "mqtt": {"aiohttp", "pyenphase"},
     "control": {"aiohttp", "aiomqtt", "paho"},  # writes go through gateway/, commands the link
     "shedding": {"aiohttp", "aiomqtt", "paho"},  # commands go through the link
+    "features": {"aiohttp", "aiomqtt", "paho", "pyenphase"},
+    "polling": {"aiomqtt", "paho"},  # the gateway edge is gateway/'s, the broker the link's
 }
+# attributes that hold a collaborator or a callback: never set on another object after it
+# was built (`bridge.controller = ...`, `publisher.on_events = ...`): subscribe to events
+COLLABORATORS = {"controller", "publisher", "link", "client", "session", "lanes", "gate"}
 
 
 def modules() -> list[Path]:
@@ -103,9 +109,22 @@ def _imports_envoy_class(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_no_module_is_over_300_lines(path: Path) -> None:
-    lines = len(path.read_text().splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
+def test_nothing_sets_callbacks_or_collaborators_on_another_object(path: Path) -> None:
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for one in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if not isinstance(one, ast.Attribute):
+                    continue
+                own = isinstance(one.value, ast.Name) and one.value.id in {"self", "cls"}
+                if not own and (one.attr.startswith("on_") or one.attr in COLLABORATORS):
+                    wrong.append(f"line {one.lineno}: {ast.unparse(one)} = ...")
+    assert not wrong, f"{path.name} sets another object's callbacks/collaborators: {wrong}"
 
 
 def test_every_stage_says_what_it_is_and_may_import() -> None:

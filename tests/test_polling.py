@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from envoy2mqtt.app import App
-from envoy2mqtt.clock import Clock
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.gateway.pace import Pace
 from envoy2mqtt.sim import Fault, SimulatedGateway
 from tests.broker import Mosquitto

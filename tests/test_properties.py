@@ -49,7 +49,7 @@ from tests.links import RecordingLink
 
 BASE = "e2m"
 PREFIX = "e2m-ha"
-TOPICS = Topics(BASE, PREFIX, f"{PREFIX}/status")
+TOPICS = Topics(BASE, PREFIX)
 SAFE_TOPIC = re.compile(r"[A-Za-z0-9_/-]+")
 JSON_TOPICS = ("/event", "/summary", "/config")
 CAPTURES = (

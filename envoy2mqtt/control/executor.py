@@ -58,8 +58,7 @@ class Controller:
         self._queue: asyncio.Queue[tuple[Command, ...]] = asyncio.Queue()
         self._session: Session | None = None
         self.answers = Answers(link, topics)
-        self._announced: tuple[tuple[str, ...], int] | None = None
-        self._entities: object = None
+        self._announced: tuple[tuple[str, ...], int] | None = None  # (paths, entity generation)
 
     # -- commands from MQTT ---------------------------------------------------------------
 
@@ -253,14 +252,13 @@ class Controller:
             )
         self.offered = now
         publisher = session.publisher
-        entities = publisher.announcer.entities  # replaced, not changed, when entities change
-        paths = tuple(sorted(now))
-        if self._announced is not None and self._announced == (paths, id(entities)):
+        announcer = publisher.announcer
+        announced = (tuple(sorted(now)), announcer.generation)
+        if self._announced == announced:
             return
-        self._announced = (paths, id(entities))
-        self._entities = entities  # held, so its id is not reused while compared
+        self._announced = announced
         configs = control_configs(
-            self.topics, publisher.info, now.values(), entities, publisher.name
+            self.topics, publisher.info, now.values(), announcer.entities, publisher.name
         )
         publisher.announce_controls(configs)
 

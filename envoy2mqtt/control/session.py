@@ -7,9 +7,9 @@ from typing import Protocol
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.clock import Clock
 from envoy2mqtt.control.commands import Transaction
 from envoy2mqtt.control.controls import Offered, Scope
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Value
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.mqtt.publisher import GatewayPublisher

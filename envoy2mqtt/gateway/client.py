@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -82,10 +83,14 @@ class GatewayClient:
         tokens: TokenSource | None = None,
         timeout: float = 10.0,
         pins: CertificatePins | None = None,
+        on_answer: Callable[[float], None] | None = None,
     ) -> None:
-        """Describe the gateway; nothing is sent until `connect()`."""
+        """Describe the gateway; nothing is sent until `connect()`.
+
+        `on_answer` is told how long each good answer took (the lanes' pace adapts to it).
+        """
         self.host = host
-        self.gate = Gate()
+        self.gate = Gate(on_answer)
         self._pins = pins
         self._username = username
         self._password = password

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from enum import IntEnum
 
 import aiohttp
@@ -27,25 +26,15 @@ class Lane(IntEnum):
 current_lane: ContextVar[Lane] = ContextVar("current_lane", default=Lane.NORMAL)
 
 
-@dataclass(slots=True)
-class GateStats:
-    """What the gate has seen."""
-
-    max_in_flight: int = 0
-
-
 class Gate:
     """A lock with priorities: at most one request in flight; waiting fast requests go first."""
 
-    def __init__(self) -> None:
-        """Start open."""
+    def __init__(self, on_answer: Callable[[float], None] | None = None) -> None:
+        """Start open; `on_answer` is told how long each good answer took (the pace)."""
         self._busy = False
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self._in_flight = 0
-        self.stats = GateStats()
-        # told how long the gateway took for each good answer (failures are the caller's)
-        self.on_answer: Callable[[float], None] | None = None
+        self.on_answer = on_answer
 
     @asynccontextmanager
     async def slot(self, lane: Lane) -> AsyncIterator[None]:
@@ -65,12 +54,9 @@ class Gate:
                 raise
         else:
             self._busy = True
-        self._in_flight += 1
-        self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
         try:
             yield
         finally:
-            self._in_flight -= 1
             self._release()
 
     def _release(self) -> None:

@@ -1,4 +1,9 @@
-"""Home Assistant discovery for one gateway: what is announced, and what to take back."""
+"""Home Assistant discovery for one gateway: what is announced, and what to take back.
+
+One place publishes a gateway's configs (its sensors' and, with CONTROLS on, its controls')
+and removes, first, those of its own it published before and no longer wants. Configs an
+earlier run left behind are the ghost sweep's (`features.ghosts`).
+"""
 
 from __future__ import annotations
 
@@ -29,11 +34,19 @@ class Announcer:
     name: str | None = None
     oldest: HaRelease = OLDEST  # HA_COMPAT: device keys newer than this are left out
     entities: dict[str, Entity] = field(default_factory=dict)
+    controls: tuple[DiscoveryMessage, ...] = ()  # the control entities' (CONTROLS on)
+    generation: int = 0  # counts changes of `entities`
     _published: set[str] = field(default_factory=set)
 
+    def follow(self, entities: dict[str, Entity]) -> None:
+        """The gateway's entities changed (announce them with `announce`)."""
+        self.entities = entities
+        self.generation += 1
+
     def announce(self, info: GatewayInfo) -> int:
-        """Publish every config, and remove those published before that are no longer wanted."""
-        messages = self._messages(info, self.entities.values())
+        """Remove the configs published before that are no longer wanted, then publish every
+        wanted one (in that order: Home Assistant refuses a unique id still in use)."""
+        messages = [*self._messages(info, self.entities.values()), *self.controls]
         wanted = {m.topic for m in messages}
         stale = sorted(self._published - wanted)
         for topic in stale:
@@ -42,10 +55,6 @@ class Announcer:
             self.link.publish(message.topic, json.dumps(message.payload), retain=True, qos=1)
         self._published = wanted
         return len(stale) + len(messages)
-
-    def adopt(self, topics: Iterable[str]) -> None:
-        """Treat configs from an earlier run as published, so stale ones get removed."""
-        self._published |= set(topics)
 
     @property
     def published(self) -> set[str]:

@@ -26,6 +26,7 @@ from aiomqtt.exceptions import MqttConnectError
 
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.mqtt.client import Client, ClosingSSLSocket
+from envoy2mqtt.mqtt.link_protocol import Handler, RetainHandler
 from envoy2mqtt.mqtt.outbox import Message, Outbox
 from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE
 
@@ -56,8 +57,6 @@ class MqttOptions:
     reconnect_max: float = 30.0
 
 
-Handler = Callable[[str, bytes], Awaitable[None]]
-RetainHandler = Callable[[str, bytes, bool], Awaitable[None]]
 """`handler(topic, payload, retained)`: for those that must tell a retained message from a live
 one (a retained command must never run again at every connect)."""
 OnConnect = Callable[[], Awaitable[None]]

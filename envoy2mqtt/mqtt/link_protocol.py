@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+"""A subscription's handler: `handler(topic, payload)`."""
+RetainHandler = Callable[[str, bytes, bool], Awaitable[None]]
+"""A subscription's handler that is told whether the message was retained."""
 
 
 class Link(Protocol):

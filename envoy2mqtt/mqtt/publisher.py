@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,15 @@ from envoy2mqtt.mqtt.settle import Settler
 from envoy2mqtt.mqtt.summary import SummaryThrottle, summary_json
 from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE, Topics
 
-__all__ = ["OFFLINE", "ONLINE", "GatewayPublisher", "Link", "PublishOptions", "format_value"]
+__all__ = [
+    "OFFLINE",
+    "ONLINE",
+    "GatewayPublisher",
+    "Link",
+    "PublishOptions",
+    "Settled",
+    "format_value",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,15 @@ def format_value(value: Value) -> str:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """One snapshot, settled: the values to publish and the events it raised."""
+
+    values: Mapping[str, Value]
+    events: tuple[Event, ...]
+    announced: int = 0  # discovery configs already queued for entities that just appeared
+
+
 @dataclass(slots=True)
 class GatewayPublisher:
     """Everything one gateway publishes, with memory of what was published.
@@ -68,10 +84,6 @@ class GatewayPublisher:
     options: PublishOptions = field(default_factory=PublishOptions)
     name: str | None = None
     clock: Callable[[], float] = time.monotonic
-    on_publish: Callable[[float], None] | None = None
-    # every snapshot's events and settled values, before the events are queued: what it
-    # publishes urgently (load shedding's commands) goes out ahead of them
-    on_events: Callable[[Sequence[Event], Mapping[str, Value]], None] | None = None
     available: bool | None = None
     roles: Roles = field(default_factory=Roles)
     changes: ChangeDetector = field(init=False)
@@ -80,8 +92,6 @@ class GatewayPublisher:
     events: EventDetector = field(init=False)
     summary: SummaryThrottle = field(init=False)
     announcer: Announcer = field(init=False)
-    # the control entities' discovery configs (CONTROLS on; see control.discovery)
-    controls: list[DiscoveryMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         opts = self.options
@@ -95,15 +105,19 @@ class GatewayPublisher:
         )
 
     def publish_snapshot(self, snapshot: Snapshot, *, grid_read: bool = True) -> int:
-        """Publish what changed in this snapshot; return how many messages were queued.
+        """Settle this snapshot and send what changed; how many messages were queued."""
+        return self.send(self.settle(snapshot, grid_read=grid_read))
+
+    def settle(self, snapshot: Snapshot, *, grid_read: bool = True) -> Settled:
+        """Read, settle and diff one snapshot: its values and events, nothing sent yet
+        (but discovery for entities that just appeared, which must precede their states).
 
         `grid_read` says whether the snapshot holds a new reading of the grid status: the
         debounce counts readings, not snapshots (other lanes re-publish the same reading).
         """
-        started = time.perf_counter()
         self.info = snapshot.gateway
         readings = self.catalog.readings(snapshot)
-        sent = self._entities(readings)
+        announced = self._entities(readings)
         values = self.settler.settle(
             readings,
             self.roles,
@@ -112,9 +126,12 @@ class GatewayPublisher:
             zone=zone_named(self.info.timezone),
         )
         events = self.events.detect(values, snapshot.taken_at)
-        if self.on_events is not None:
-            self.on_events(events, values)
-        for event in events:
+        return Settled(values, tuple(events), announced)
+
+    def send(self, settled: Settled) -> int:
+        """Queue a settled snapshot's events, changed states and summary; how many."""
+        sent = settled.announced
+        for event in settled.events:
             log.info("%s: %s %s -> %s", self.info.serial, event.type, event.before, event.after)
             self.link.publish_event(
                 self.topics.event(self.info.serial), event.to_json(self.info.serial)
@@ -122,9 +139,9 @@ class GatewayPublisher:
             sent += 1
         roles = self.roles
         for path, value in self.changes.diff(
-            values, self.clock(), roles.deadbands, roles.pacing
+            settled.values, self.clock(), roles.deadbands, roles.pacing
         ).items():
-            urgent = path in self.roles.urgent
+            urgent = path in roles.urgent
             self.link.publish(
                 self.topics.state(self.info.serial, path),
                 format_value(value),
@@ -133,10 +150,7 @@ class GatewayPublisher:
                 qos=1 if urgent else 0,
             )
             sent += 1
-        sent += self._publish_summary(values)
-        if self.on_publish is not None:
-            self.on_publish(time.perf_counter() - started)
-        return sent
+        return sent + self._publish_summary(settled.values)
 
     def _entities(self, readings: Mapping[str, Reading]) -> int:
         """Follow a changed set of entities: their roles, and their discovery configs."""
@@ -147,7 +161,7 @@ class GatewayPublisher:
         self.roles = Roles.of(current.values(), opts.state_intervals, opts.power_jump)
         self.events.watch = self.roles.watch
         self.changes.vanished(current)  # one that comes back is published at once
-        self.announcer.entities = current
+        self.announcer.follow(current)
         return self.announcer.announce(self.info) if self.options.discovery else 0
 
     def _publish_summary(self, values: Mapping[str, Value]) -> int:
@@ -178,36 +192,21 @@ class GatewayPublisher:
             urgent=urgent,
         )
 
-    def adopt_discovery(self, topics: set[str]) -> None:
-        """Treat configs from an earlier run as published, so stale ones get removed."""
-        self.announcer.adopt(topics)
-
     @property
     def discovery_topics(self) -> set[str]:
         """Discovery config topics currently published."""
-        controls = {m.topic for m in self.controls} if self.options.discovery else set()
-        return self.announcer.published | controls
+        return self.announcer.published
 
     def announce_controls(self, messages: Sequence[DiscoveryMessage]) -> int:
-        """Publish the control entities' configs, removing those no longer offered."""
-        gone = sorted({m.topic for m in self.controls} - {m.topic for m in messages})
-        for topic in gone:
-            self.link.publish(topic, b"", retain=True, qos=1)
-        self.controls = list(messages)
-        return len(gone) + self._send_controls()
-
-    def _send_controls(self) -> int:
-        if not self.options.discovery:
-            return 0
-        for message in self.controls:
-            self.link.publish(message.topic, json.dumps(message.payload), retain=True, qos=1)
-        return len(self.controls)
+        """The control entities' configs: published with the rest, those withdrawn removed."""
+        self.announcer.controls = tuple(messages)
+        return self.announcer.announce(self.info) if self.options.discovery else 0
 
     def republish(self) -> int:
         """After a reconnect or Home Assistant's birth: discovery, availability, then states."""
         sent = 0
         if self.options.discovery and self.announcer.entities:
-            sent += self.announcer.announce(self.info) + self._send_controls()
+            sent += self.announcer.announce(self.info)
         if self.available is not None:
             self._send_availability()
             sent += 1

@@ -19,7 +19,6 @@ class Topics:
 
     base: str = "envoy2mqtt"
     discovery_prefix: str = "homeassistant"
-    ha_status: str = "homeassistant/status"
 
     @property
     def bridge_state(self) -> str:

@@ -1,11 +1,12 @@
-"""The I/O side of load shedding: feeds the policy, sends its commands, keeps its state.
+"""Load shedding as an extension: feeds the policy, sends its commands, keeps its state.
 
-The publisher calls `on_events` with every snapshot's settled values before it queues the
-snapshot's events, so a tier-1 command is on the link's urgent queue ahead of the grid event
-itself. Commands are never retained and never replayed from a retained message; the retained
-per-load state is what a restarted bridge learns what it had shed from (the `sync` marker
-tells it when every retained message has arrived). While the broker is away, commands wait
-here, one per load: an `off` and a later `on` that never went out cancel each other.
+It follows its gateway's stream: every `SnapshotSettled` is handled before the lanes send
+the snapshot's own messages, so a tier-1 command is on the link's urgent queue ahead of the
+grid event itself. Commands are never retained, and a retained override on a load's command
+topic is never carried out (`mqtt.commands`); the retained per-load state is what a restarted
+bridge learns what it had shed from (the `sync` marker tells it when every retained message
+has arrived). While the broker is away, commands wait here, one per load: an `off` and a
+later `on` that never went out cancel each other.
 """
 
 from __future__ import annotations
@@ -13,41 +14,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC
 from typing import Final
 
-from envoy2mqtt.clock import Clock
-from envoy2mqtt.core.events import Event
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Value
+from envoy2mqtt.features.extension import Extension, Hub
+from envoy2mqtt.mqtt.commands import take_commands
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
-from envoy2mqtt.mqtt.topics import Topics
-from envoy2mqtt.settings import GatewaySettings
-from envoy2mqtt.shedding.notices import Notices, ShedLink, shed_event
+from envoy2mqtt.polling.bridge import Bridge
+from envoy2mqtt.polling.events import (
+    GatewayConnected,
+    HomeAssistantOnline,
+    MqttConnected,
+    SnapshotSettled,
+)
+from envoy2mqtt.shedding.notices import Notices, shed_event
 from envoy2mqtt.shedding.plan import Load, Plan
 from envoy2mqtt.shedding.policy import Action, Command, Conditions, Policy, Reason
-from envoy2mqtt.shedding.topics import OFF, ON, SHED, SheddingTopics, reason_word, switch_word
+from envoy2mqtt.shedding.topics import (
+    LEVEL,
+    OFF,
+    ON,
+    SHED,
+    SheddingTopics,
+    reason_word,
+    switch_word,
+)
 
 log = logging.getLogger(__name__)
 
 LEARN_TIMEOUT: Final = 5.0  # no retained state by then (broker away): decide without it
 
 
-class Shedder:
+class Shedder(Extension):
     """Load shedding for one site: its policy, its loads' commands and its topics."""
 
     def __init__(
-        self,
-        plan: Plan,
-        link: ShedLink,
-        topics: Topics,
-        *,
-        discovery: bool = True,
-        clock: Clock | None = None,
+        self, hub: Hub, plan: Plan, *, discovery: bool = True, clock: Clock | None = None
     ) -> None:
-        """Subscribe to the shedding topics and the loads' state topics; `run()` keeps time."""
-        self.plan, self.link = plan, link
-        self.names = SheddingTopics(topics.base)
+        """References and the policy's initial state; `async with` starts it."""
+        super().__init__(hub)
+        self.plan, self.link = plan, hub.link
+        self.names = SheddingTopics(hub.topics.base)
         self.clock = clock or Clock()
         self.policy = Policy(
             [load.rule for load in plan.loads],
@@ -56,10 +66,9 @@ class Shedder:
         )
         self.learned = False  # the retained states have been read back (or none came)
         self.publisher: GatewayPublisher | None = None
-        self.notices = Notices(link, topics, self.names, discovery)
+        self.notices = Notices(hub.link, hub.topics, self.names, discovery)
         self._started = self.clock.monotonic()
         self._nonce = uuid.uuid4().hex[:12]
-        self._syncing = False  # between subscribing and the marker: retained messages
         self._retained: dict[str, dict[str, str]] = {}  # load -> {"state"|"reason": word}
         self._arm_set = False  # an arm setting came from `armed/set`: it wins over `armed`
         self._values: Mapping[str, Value] = {}
@@ -71,28 +80,42 @@ class Shedder:
         self._refused: set[str] = set()  # gateways told they are not the configured one
         self._blind = False  # warned that the gateway has no grid status
         self._wake = asyncio.Event()
-        link.subscribe(self.names.every, self._on_message)
-        for topic in {load.feedback.topic for load in plan.loads if load.feedback}:
-            link.subscribe(topic, self._on_feedback)
+        self._watched: Bridge | None = None  # the gateway whose grid counts
 
-    # -- wiring ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Subscribe to the shedding topics, the loads' own state topics and the streams."""
+        self.link.subscribe(self.names.every, self._on_message)
+        for load in self.plan.loads:
+            take_commands(self.link, self.names.command(load.name), self._on_command)
+        for topic in {load.feedback.topic for load in self.plan.loads if load.feedback}:
+            self.link.subscribe(topic, self._on_feedback)
+        self.on_gateways(GatewayConnected, self._offered)
+        self.on_gateways(SnapshotSettled, self._settled)
+        self.on(self.hub.events, MqttConnected, lambda _: self.connected())
+        self.on(self.hub.events, HomeAssistantOnline, lambda _: self.republish())
+        self.spawn(self.run(), "shedding")
 
-    def offer(self, gateway: GatewaySettings, publisher: GatewayPublisher) -> bool:
-        """A gateway connected: if its grid is the one that counts, watch its snapshots."""
-        serial = publisher.info.serial
-        if not self.plan.watches(gateway, serial):
+    # -- following the gateway ----------------------------------------------------------------
+
+    def _offered(self, bridge: Bridge, connected: GatewayConnected) -> None:
+        """A gateway connected: if its grid is the one that counts, follow its snapshots."""
+        serial = connected.info.serial
+        if not self.plan.watches(connected.settings, serial):
             if serial not in self._refused:
                 self._refused.add(serial)
                 log.warning(
                     "shedding: gateway %s is not %s: not watched", serial, self.plan.gateway
                 )
-            return False
-        publisher.on_events = self.on_events
+            return
+        publisher = connected.session.publisher
         if self.publisher is not publisher:
             log.info("shedding: %d loads follow gateway %s", len(self.plan.loads), serial)
-        self.publisher = publisher
+        self._watched, self.publisher = bridge, publisher
         self.notices.announce(publisher, self.plan)
-        return True
+
+    def _settled(self, bridge: Bridge, settled: SnapshotSettled) -> None:
+        if bridge is self._watched:
+            self.observe(settled.values)
 
     def connected(self) -> None:
         """The broker (re)connected: send what waited, then read the retained state back."""
@@ -101,7 +124,6 @@ class Shedder:
             if load is not None:
                 self._send(load, action)
         self._held.clear()
-        self._syncing = True
         self.link.publish(self.names.sync, self._nonce, qos=1)
         if self.learned:
             self.republish()
@@ -115,20 +137,19 @@ class Shedder:
         self.notices.everything(self.policy, self.plan)
 
     @property
+    def level(self) -> str:
+        """The topic level its discovery configs are filed under (for the ghost sweep)."""
+        return LEVEL
+
+    @property
     def discovery_topics(self) -> frozenset[str]:
         """The entity configs published (the app's ghost sweep keeps them)."""
         return self.notices.discovery_topics
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def on_events(self, _events: Sequence[Event], values: Mapping[str, Value]) -> None:
-        """The publisher's hook: every snapshot's settled values, before its events go out."""
-        try:
-            self._observe(values)
-        except Exception:  # a bug of ours must not keep the snapshot's own events from going out
-            log.exception("shedding: unexpected error (please report)")
-
-    def _observe(self, values: Mapping[str, Value]) -> None:
+    def observe(self, values: Mapping[str, Value]) -> None:
+        """A snapshot's settled values: decide now (its events go out after our commands)."""
         self._values = values
         self._seen = Conditions.of(values)
         if self._seen.grid is None and not self._blind:
@@ -219,21 +240,16 @@ class Shedder:
             return
         word = payload.decode(errors="replace").strip()
         if parsed.leaf == "sync":
-            if word == self._nonce:
-                self._syncing = False
-                if not self.learned:
-                    self._learn()
+            if word == self._nonce and not self.learned:
+                self._learn()
         elif parsed.leaf == "armed/set":
             self._arm(word, source=topic)
         elif parsed.leaf == "armed":
             armed = switch_word(word)
             if not self.learned and not self._arm_set and armed is not None:
                 self.policy.armed = armed
-        elif parsed.load is not None and parsed.leaf in ("state", "reason"):
-            if not self.learned:
-                self._retained.setdefault(parsed.load, {})[parsed.leaf] = word
-        elif parsed.load is not None and parsed.leaf == "set":
-            self._command(parsed.load, word, topic)
+        elif parsed.load is not None and parsed.leaf in ("state", "reason") and not self.learned:
+            self._retained.setdefault(parsed.load, {})[parsed.leaf] = word
 
     def _learn(self) -> None:
         """Every retained message has arrived: take what it says of loads not decided since."""
@@ -262,12 +278,12 @@ class Shedder:
         if self.learned:
             self.notices.retain(self.names.armed, ON if armed else OFF)
 
-    def _command(self, name: str, word: str, topic: str) -> None:
-        """`<load>/set`: `on` switches a shed load back on for the rest of the outage."""
-        if self._syncing:  # retained: a command is never replayed; take it off the broker
-            log.info("shedding: ignored a retained command on %s (cleared)", topic)
-            self.link.publish(topic, b"", retain=True, qos=1)
+    async def _on_command(self, topic: str, payload: bytes) -> None:
+        """`<load>/set` (live only): `on` switches a shed load back on for the outage."""
+        parsed = self.names.parse(topic)
+        if parsed is None or parsed.load is None:
             return
+        name, word = parsed.load, payload.decode(errors="replace").strip()
         if word.lower() != ON:
             log.warning("shedding: %s takes on, not %r", topic, word[:20])
             return

@@ -5,12 +5,11 @@ Never a load's command: those are the actor's alone, sent urgently and never ret
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
 from envoy2mqtt.core.events import Event
 from envoy2mqtt.core.snapshot import Value
@@ -24,17 +23,6 @@ from envoy2mqtt.shedding.topics import OFF, ON, SHED, SheddingTopics
 
 CONTEXT: Final = ("grid_status", "battery_soc", "backup_runway", "house_load_power")
 """The values a shedding event carries as its context."""
-
-Handler = Callable[[str, bytes], Awaitable[None]]
-
-
-class ShedLink(Link, Protocol):
-    """What load shedding needs of the MQTT link: publishing, subscriptions, the connection."""
-
-    connected: asyncio.Event
-
-    def subscribe(self, topic: str, handler: Handler) -> None:
-        """Call `handler(topic, payload)` for messages on `topic` (a filter)."""
 
 
 def shed_event(action: Action, plan: Plan, values: Mapping[str, Value], at: datetime) -> Event:

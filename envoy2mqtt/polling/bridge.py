@@ -1,27 +1,32 @@
-"""One gateway's bridge: connect, run its lanes, and start again when the gateway fails."""
+"""One gateway's bridge: connect, run its lanes, and start again when the gateway fails.
+
+It owns the gateway's event stream: `GatewayConnected` once its lanes are ready, every
+`SnapshotSettled` (from the lanes), `GatewayDisconnected` when the connection ends.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from envoy2mqtt.availability import Availability
-from envoy2mqtt.clock import Clock
-from envoy2mqtt.control.executor import Controller
 from envoy2mqtt.core.backoff import Backoff
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo
-from envoy2mqtt.energy import BatteryEnergy
+from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
 from envoy2mqtt.gateway.errors import CertificateChanged, GatewayAuthError, GatewayError
 from envoy2mqtt.gateway.finder import Locator, until_moved
 from envoy2mqtt.gateway.pace import Pace
 from envoy2mqtt.gateway.pinning import CertificatePins
-from envoy2mqtt.lanes import Lanes
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, Link, PublishOptions
 from envoy2mqtt.mqtt.topics import Topics
+from envoy2mqtt.polling.availability import Availability
+from envoy2mqtt.polling.energy import BatteryEnergy
+from envoy2mqtt.polling.events import GatewayConnected, GatewayDisconnected
+from envoy2mqtt.polling.lanes import Lanes
 from envoy2mqtt.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -61,9 +66,7 @@ class Bridge:
         self.health = Availability(gateway.host)
         self.energy = BatteryEnergy(state_dir)
         self.publisher: GatewayPublisher | None = None
-        self.on_processed: Callable[[float], None] | None = None
-        self.on_connected: Callable[[GatewayInfo], None] | None = None
-        self.controller: Controller | None = None  # its gateway's controls (CONTROLS on)
+        self.events = EventStream(gateway.host)
 
     @property
     def serial(self) -> str | None:
@@ -77,7 +80,6 @@ class Bridge:
             try:
                 await self._locate()
                 async with self._client() as client:
-                    client.gate.on_answer = lambda took: self.pace.observe(took, ok=True)
                     info = await client.connect()
                     log.info(
                         "gateway %s (%s, firmware %s) connected; its day runs on %s",
@@ -89,8 +91,13 @@ class Bridge:
                         else f"the bridge's own zone, {_local_zone()} (it states none: set TZ)",
                     )
                     backoff.reset()
-                    polling = self._lanes(client, info).run(info)
-                    moved = await until_moved(polling, self.locator, self.settings.host)
+                    lanes = self._lanes(client, info)
+                    self.events.emit(GatewayConnected(info, self.settings, lanes))
+                    try:
+                        polling = lanes.run(info)
+                        moved = await until_moved(polling, self.locator, self.settings.host)
+                    finally:
+                        self.events.emit(GatewayDisconnected(info.serial))
                     if moved is not None:
                         log.info("gateway %s moved to %s; reconnecting", info.serial, moved)
                         continue
@@ -114,7 +121,7 @@ class Bridge:
         if self.locator is not None:
             host = await self.locator.locate()
             self.settings = self.settings.model_copy(update={"host": host})
-            self.health.host = host
+            self.health = replace(self.health, host=host)
 
     def _client(self) -> GatewayClient:
         password = self.settings.password
@@ -125,6 +132,7 @@ class Bridge:
             tokens=self.tokens,
             timeout=self.request_timeout,
             pins=self.pins,
+            on_answer=lambda took: self.pace.observe(took, ok=True),
         )
 
     def _lanes(self, client: GatewayClient, info: GatewayInfo) -> Lanes:
@@ -132,11 +140,9 @@ class Bridge:
             self.publisher = GatewayPublisher(
                 self.link, self.topics, info, self.options, name=self.settings.name
             )
-        self.health.publisher = self.publisher
-        if self.on_connected is not None:
-            self.on_connected(info)
+            self.health = Availability(self.settings.host, self.publisher)
         self.energy.start(info.serial)
-        lanes = Lanes(
+        return Lanes(
             client,
             self.publisher,
             self.health,
@@ -144,11 +150,9 @@ class Bridge:
             pace=self.pace,
             clock=self.clock,
             energy=self.energy,
+            events=self.events,
             tokens=self.tokens,
-            on_processed=self.on_processed,
         )
-        lanes.controller = self.controller
-        return lanes
 
     def save_state(self) -> None:
         """Persist the battery energy counters (on the way out)."""

@@ -1,42 +1,32 @@
-"""The polling lanes of one connected gateway, feeding one snapshot to its publisher."""
+"""The polling lanes of one connected gateway: read, settle, tell the stream, publish."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.availability import Availability
-from envoy2mqtt.clock import Clock
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.core.zones import local_to, zone_named
-from envoy2mqtt.energy import BatteryEnergy
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
 from envoy2mqtt.gateway.errors import GatewayAuthError, GatewayError
 from envoy2mqtt.gateway.gate import Lane, current_lane
 from envoy2mqtt.gateway.overlay import LaneReadings, merge_inverters
 from envoy2mqtt.gateway.pace import Pace, in_window
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
+from envoy2mqtt.polling.availability import Availability
+from envoy2mqtt.polling.energy import BatteryEnergy
+from envoy2mqtt.polling.events import SnapshotSettled
 from envoy2mqtt.settings import Cadence
 
 log = logging.getLogger(__name__)
 
 Read = Callable[[], Awaitable[None]]
-
-
-class Controller(Protocol):
-    """Commands to the gateway (CONTROLS, `control.executor`): beside the lanes while connected."""
-
-    async def run(self, lanes: Lanes) -> None:
-        """Carry out commands through these lanes' client until cancelled."""
-
-    def observe(self, lanes: Lanes) -> None:
-        """Look at what was just published (read-backs, reverts, what can be controlled)."""
 
 
 class Lanes:
@@ -56,13 +46,13 @@ class Lanes:
         pace: Pace,
         clock: Clock,
         energy: BatteryEnergy,
+        events: EventStream,
         tokens: TokenSource | None = None,
-        on_processed: Callable[[float], None] | None = None,
     ) -> None:
         """Lanes for a connected client; `run()` polls until cancelled."""
         self.client, self.publisher, self.health = client, publisher, health
         self.cadence, self.pace, self.clock = cadence, pace, clock
-        self.energy, self.tokens, self.on_processed = energy, tokens, on_processed
+        self.energy, self.tokens, self.events = energy, tokens, events
         self.data = EnvoyData()
         self.zone = zone_named(publisher.info.timezone)
         self._inverters: EnvoyData | None = None
@@ -71,7 +61,6 @@ class Lanes:
         self._lanes = LaneReadings()
         self._grid_read = False  # a new grid reading since the last publish (for the debounce)
         self.normal_started = float("-inf")  # when the full read behind `data` began (monotonic)
-        self.controller: Controller | None = None  # set when CONTROLS is on
 
     async def run(self, info: GatewayInfo) -> None:
         """First full read and publish, then every lane in its own task."""
@@ -92,8 +81,6 @@ class Lanes:
                 )
             if self.tokens is not None:
                 lanes.create_task(self._keep_token(self.tokens))
-            if self.controller is not None:
-                lanes.create_task(self.controller.run(self))
 
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
@@ -229,15 +216,16 @@ class Lanes:
                     log.warning("gateway %s: %s", self.client.host, err)
 
     def publish(self, info: GatewayInfo) -> None:
-        """Publish a snapshot of everything read so far."""
+        """Settle a snapshot of everything read so far, tell the stream, then publish it.
+
+        The stream hears first: what a feature sends urgently on a settled snapshot (load
+        shedding's commands) is queued ahead of the snapshot's own events.
+        """
         auth = self.tokens.status() if self.tokens is not None else None
         now = datetime.now(UTC)
         extra = self.energy.observe(self.data, now, self.clock.monotonic())
         snapshot = Snapshot(info, self.data, now, auth, extra)
-        started = time.perf_counter()
-        self.publisher.publish_snapshot(snapshot, grid_read=self._grid_read)
+        settled = self.publisher.settle(snapshot, grid_read=self._grid_read)
         self._grid_read = False
-        if self.on_processed is not None:
-            self.on_processed(time.perf_counter() - started)
-        if self.controller is not None:
-            self.controller.observe(self)
+        self.events.emit(SnapshotSettled(self, settled.values, settled.events, now))
+        self.publisher.send(settled)
