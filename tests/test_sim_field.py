@@ -210,10 +210,14 @@ async def test_outage_reads_synchronizing_then_synchronized_then_recloses() -> N
 
 async def test_relay_write_islands_after_top_off_and_never_reads_plain_open() -> None:
     field = Field(relay_transitions=True, relay_write_timing=True, time_scale=FAST)
-    async with served(ENPOWER_SITE, field) as s:
+    async with served(BATTERY_SITE, field) as s:
         status, _ = await s.send("POST", "/ivp/ensemble/relay", {"mains_admin_state": "open"})
         assert status == 200
         assert await s.relay() == ("open", "closed")  # the battery tops up first
+        power = await s.get("/ivp/ensemble/power")
+        assert sum(u["real_power_mw"] for u in power["devices:"]) == pytest.approx(
+            -3_200_000, abs=10
+        )
         seen: set[str] = set()
 
         async def islanded() -> bool:
@@ -222,6 +226,8 @@ async def test_relay_write_islands_after_top_off_and_never_reads_plain_open() ->
             return oper == "open synchronized"
 
         await until(islanded, "islanded")
+        power = await s.get("/ivp/ensemble/power")
+        assert sum(u["real_power_mw"] for u in power["devices:"]) == 0
         assert "open" not in seen
         assert "open synchronizing" in seen
         status, _ = await s.send("POST", "/ivp/ensemble/relay", {"mains_admin_state": "closed"})

@@ -71,8 +71,7 @@ class Behaviour:
     async def delay(self, path: str) -> None:
         """Hold a request as the field gateway would (concurrently with the others)."""
         field = self.field
-        if field.housekeeping:
-            await self._housekeeping()
+        await self._housekeeping()
         if field.latencies:
             await asyncio.sleep(field.scaled(self._latency(path)))
 
@@ -92,7 +91,7 @@ class Behaviour:
 
     async def _housekeeping(self) -> None:
         remaining = self._housekeeping_until - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 and self.field.housekeeping:
             remaining = self.field.scaled(self._nightly_remaining())
         if remaining > 0:
             await asyncio.sleep(remaining)

@@ -183,7 +183,8 @@ class SimulatedGateway(Served):
     def housekeeping_now(self, duration: float | None = None) -> None:
         """Start the nightly housekeeping window now: requests hang `duration` field seconds.
 
-        Needs `field.housekeeping`; without a duration one is drawn from the field's range.
+        Works whatever the field (durations scale by its `time_scale`); without a duration
+        one is drawn from the field's range. `field.housekeeping` adds the nightly window.
         """
         self._behaviour.housekeeping_now(duration)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from . import ensemble
 from .field import Field
 from .state import SimState
 
@@ -50,10 +51,13 @@ class Relay:
         self._steps.clear()
         self._state.set_admin(admin)
         field = self._field
-        if admin == "open":
-            # [F] the gateway tops the battery up before it islands (~27 s)
-            delay = field.island_after_s if field.relay_write_timing else 0.0
-            self._after(delay, self._open)
+        if admin == "open" and field.relay_write_timing:
+            # [F] the gateway tops the battery up from the grid (~3.2 kW) before it islands
+            # (~27 s), the battery back at 0 W as the relay opens
+            self._battery(-field.top_off_w)
+            self._after(field.island_after_s, self._top_off_done)
+        elif admin == "open":
+            self._open()
         else:
             self._after(self._reclose_delay(), self._close)
 
@@ -72,6 +76,15 @@ class Relay:
         if not (field.relay_write_timing or field.relay_transitions):
             return 0.0
         return self._rng.uniform(*field.reclose_s)
+
+    def _top_off_done(self) -> None:
+        self._battery(0.0)
+        self._open()
+
+    def _battery(self, watts: float) -> None:
+        """Serve a battery power (without drift; with drift the house physics decides)."""
+        if ensemble.power_units(self._state) or ensemble.storage_ct_eids(self._state):
+            ensemble.apply_power(self._state, watts)
 
     def _open(self) -> None:
         if not self._field.relay_transitions:
