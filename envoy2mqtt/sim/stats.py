@@ -44,12 +44,9 @@ class GatewayStats:
         self.overlaps = 0
         self.in_flight_by_class: Counter[EndpointClass] = Counter()
         self.max_in_flight_by_class: Counter[EndpointClass] = Counter()
+        self.in_flight_slow = 0
+        self.max_in_flight_slow = 0  # production, inventory and home together
         self.log: deque[RequestRecord] = deque(maxlen=LOG_SIZE)
-
-    @property
-    def max_in_flight_slow(self) -> int:
-        """Most slow-page requests (production, inventory, home) in flight at once."""
-        return max((n for k, n in self.max_in_flight_by_class.items() if k.slow), default=0)
 
     @property
     def max_in_flight_fast(self) -> int:
@@ -73,12 +70,17 @@ class GatewayStats:
         self.max_in_flight_by_class[kind] = max(
             self.max_in_flight_by_class[kind], self.in_flight_by_class[kind]
         )
+        if kind.slow:
+            self.in_flight_slow += 1
+            self.max_in_flight_slow = max(self.max_in_flight_slow, self.in_flight_slow)
         return time.monotonic()
 
     def end(self, start: float, path: str, status: int) -> None:
         """Count a request finishing (answered or abandoned)."""
         self.in_flight -= 1
-        self.in_flight_by_class[endpoint_class(path)] -= 1
+        kind = endpoint_class(path)
+        self.in_flight_by_class[kind] -= 1
+        self.in_flight_slow -= kind.slow
         self.log.append(RequestRecord(start, time.monotonic(), path, status))
 
     def reset(self) -> None:
@@ -86,5 +88,6 @@ class GatewayStats:
         self.requests.clear()
         self.max_in_flight = self.in_flight
         self.max_in_flight_by_class = Counter(+self.in_flight_by_class)
+        self.max_in_flight_slow = self.in_flight_slow
         self.overlaps = 0
         self.log.clear()
