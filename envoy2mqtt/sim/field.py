@@ -5,6 +5,14 @@ other constructor switches in behaviours that public field reports describe; eac
 below names its source. `time_scale` multiplies every duration, so a test can run the 27 s
 relay top-off in 2.7 s with `time_scale=0.1`; benchmarks use 1.0.
 
+    field = Field.current_firmware(time_scale=0.1)          # or Field(latencies=True, ...)
+    async with SimulatedGateway(capture="8.3.5169_with_generator", field=field) as gateway:
+        gateway.fail_grid()              # relay: `open synchronizing`, then `open synchronized`
+        gateway.restore_grid()           # recloses after 8-15 field seconds
+        gateway.reboot()                 # inventory temperatures read "unknown" for a while
+        gateway.housekeeping_now(90)     # every request hangs 90 field seconds
+        gateway.stats.max_in_flight_slow, gateway.stats.log   # what the bridge asked, and when
+
 Sources (cited as [F], [P], [M], [I] in the comments):
 [F] github.com/mpreissner/ha-enphase-realtime docs/FINDINGS.md (live tests on D8.3.6086,
     Sept-Oct 2026).
