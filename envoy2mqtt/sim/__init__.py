@@ -10,6 +10,7 @@ from .capture import Capture, list_captures, load_capture
 from .credentials import SIM_TOKEN_KEY, make_token
 from .enlighten import SimulatedEnlighten
 from .faults import Fault, FaultPlan
+from .field import EndpointClass, Field, endpoint_class
 from .gateway import SimulatedGateway
 from .stats import GatewayStats, RequestRecord
 from .writes import WriteFault, WriteRecord
@@ -17,14 +18,17 @@ from .writes import WriteFault, WriteRecord
 __all__ = [
     "SIM_TOKEN_KEY",
     "Capture",
+    "EndpointClass",
     "Fault",
     "FaultPlan",
+    "Field",
     "GatewayStats",
     "RequestRecord",
     "SimulatedEnlighten",
     "SimulatedGateway",
     "WriteFault",
     "WriteRecord",
+    "endpoint_class",
     "list_captures",
     "load_capture",
     "make_token",

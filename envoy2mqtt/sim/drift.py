@@ -70,7 +70,7 @@ class Drift:
     def advance(self) -> None:
         """Step the house to clock() and rewrite every document it shows in."""
         now = self._clock()
-        settings = ensemble.storage_settings(self._state)
+        settings = ensemble.controller_settings(self._state)
         grid_on = self._state.grid_on
         sample: PowerSample | None = None
         for t in self._steps(now):

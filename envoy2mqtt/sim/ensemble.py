@@ -130,6 +130,16 @@ def storage_settings(state: SimState) -> StorageSettings:
     )
 
 
+def controller_settings(state: SimState) -> StorageSettings:
+    """The settings the battery controller obeys: the tariff's, unless it ignores the file."""
+    return state.controller or storage_settings(state)
+
+
+def hold_controller(state: SimState) -> None:
+    """From now on the controller keeps its settings whatever is written to the tariff file."""
+    state.controller = storage_settings(state)
+
+
 def set_storage(
     state: SimState,
     *,
@@ -151,6 +161,9 @@ def set_storage(
     ):
         if value is not None:
             settings[key] = value
+    if state.controller is not None:
+        # a simulation control stands for the cloud's write, which the controller obeys
+        state.controller = storage_settings(state)
 
 
 def apply_soc(state: SimState, percent_soc: float) -> bool:

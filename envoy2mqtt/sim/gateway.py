@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from . import ensemble
+from .behaviour import Behaviour
 from .capture import Capture, file_name, load_capture
 from .credentials import (
     ONE_YEAR,
@@ -24,6 +25,7 @@ from .credentials import (
 )
 from .drift import Drift
 from .faults import HTML_ERROR_PAGE, Fault, FaultPlan
+from .field import FIELD_OFF, Field
 from .listener import Listener, Served
 from .responder import Responder, html
 from .state import SimState
@@ -47,6 +49,9 @@ class SimulatedGateway(Served):
     /ivp/ensemble/relay is served by default whenever the capture has an Enpower
     (recent firmware always has the endpoint; no bundled capture recorded it). Writes
     (`writes`) change what it serves; `set_write_fault` makes them fail as in the field.
+
+    `field` switches in the real gateway's behaviour (slow pages, transitional relay states,
+    a nightly window, ignored writes, noise; see `Field`); the default replays instantly.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class SimulatedGateway(Served):
         latency: float = 0.0,
         seed: int | None = None,
         utc_offset_s: float | None = None,
+        field: Field = FIELD_OFF,
     ) -> None:
         """Load a capture; `serve_relay=None` serves /ivp/ensemble/relay iff it has an Enpower."""
         self.capture = capture if isinstance(capture, Capture) else load_capture(capture)
@@ -74,13 +80,16 @@ class SimulatedGateway(Served):
         self._drift = (
             Drift(self.state, clock=clock, utc_offset_s=utc_offset_s, seed=seed) if drift else None
         )
-        self._writes = Writes(self.state, clock)
+        self.field = field
+        self._behaviour = Behaviour(self.state, self.field, clock=clock, utc_offset_s=utc_offset_s)
+        self._writes = Writes(self.state, clock, self._behaviour.relay)
         self._responder = Responder(
             self.capture,
             self.state,
             tokens=TokenGate(serial=self.serial, key=token_key, clock=clock),
             drift=self._drift,
             writes=self._writes,
+            behaviour=self._behaviour,
         )
         self._plan = FaultPlan()
         self._fault_changed = asyncio.Event()
@@ -122,6 +131,7 @@ class SimulatedGateway(Served):
     @property
     def grid_on(self) -> bool:
         """Whether the grid relay is closed."""
+        self._behaviour.due()
         return self.state.grid_on
 
     @property
@@ -135,11 +145,54 @@ class SimulatedGateway(Served):
         return self.state.grid_log
 
     def set_grid(self, on: bool) -> bool:
-        """Flip the grid relay; True if it changed."""
-        changed = self.state.set_grid(on)
+        """The grid fails (False) or returns (True); True if that changes the grid state.
+
+        With `field.relay_transitions` the relay reads `open synchronizing`, then `open
+        synchronized` while islanded, and recloses a while after the grid returns.
+        """
+        self._behaviour.due()
+        changed = on != self.state.grid_on
         if changed:
             log.info("grid %s -> %s", "off" if on else "on", "on" if on else "off")
+            if on:
+                self._behaviour.relay.restore_grid()
+            else:
+                self._behaviour.relay.fail_grid()
         return changed
+
+    def fail_grid(self) -> bool:
+        """The grid fails: the relay opens (an outage, not a command)."""
+        return self.set_grid(False)
+
+    def restore_grid(self) -> bool:
+        """The grid returns: the relay recloses (after the field's delay, if on)."""
+        return self.set_grid(True)
+
+    @property
+    def relay_state(self) -> tuple[str, str]:
+        """(mains_admin_state, mains_oper_state) as /ivp/ensemble/relay serves them now."""
+        relay = self.document("/ivp/ensemble/relay")
+        if not isinstance(relay, dict):
+            return ("closed", "closed" if self.state.grid_on else "open")
+        return (str(relay.get("mains_admin_state")), str(relay.get("mains_oper_state")))
+
+    def reboot(self) -> None:
+        """The gateway restarts: inventory numbers read "unknown" for a while (field)."""
+        self._behaviour.reboot()
+
+    def housekeeping_now(self, duration: float | None = None) -> None:
+        """Start the nightly housekeeping window now: requests hang `duration` field seconds.
+
+        Works whatever the field (durations scale by its `time_scale`); without a duration
+        one is drawn from the field's range. `field.housekeeping` adds the nightly window.
+        """
+        self._behaviour.housekeeping_now(duration)
+
+    @property
+    def livedata_streaming(self) -> bool:
+        """Whether /ivp/livedata/status values flow now (field.livedata)."""
+        live = self._behaviour.livedata
+        return live is not None and live.streaming
 
     def set_battery(self, soc: float | None = None, power_w: float | None = None) -> None:
         """Set battery state of charge (%) and power (W, positive = discharging).
@@ -176,7 +229,9 @@ class SimulatedGateway(Served):
 
     def document(self, path: str) -> Any:
         """The JSON document currently served for an endpoint path (None if not JSON)."""
-        reply = self.state.reply(file_name(path))
+        self._behaviour.due()
+        name = file_name(path)
+        reply = self._behaviour.serve(name, self.state.reply(name))
         return reply.document if reply else None
 
     @property
@@ -267,6 +322,7 @@ class SimulatedGateway(Served):
     async def _respond(self, request: web.Request) -> web.Response:
         if self.latency:
             await asyncio.sleep(self.latency)
+        await self._behaviour.delay(request.path)
         while (plan := self._plan).applies_to(request.path):
             match plan.fault:
                 case Fault.TIMEOUT | Fault.DOWN:

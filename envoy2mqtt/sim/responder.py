@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from .behaviour import Behaviour
 from .capture import Capture, Recorded, file_name
 from .credentials import TokenGate, legacy_passwords, needs_digest
 from .digest import DigestAuthority
@@ -33,6 +34,7 @@ class Responder:
         tokens: TokenGate,
         drift: Drift | None,
         writes: Writes,
+        behaviour: Behaviour,
     ) -> None:
         """Firmware 7+ checks bearer tokens; older firmware Digest on guarded endpoints."""
         self._capture = capture
@@ -40,6 +42,7 @@ class Responder:
         self.tokens = tokens
         self._drift = drift
         self.writes = writes
+        self._behaviour = behaviour
         self._digest = (
             None if capture.uses_tls else DigestAuthority(legacy_passwords(capture.serial))
         )
@@ -48,6 +51,7 @@ class Responder:
         """The reply a healthy gateway would send."""
         path = request.path
         self.writes.due()  # the cloud's reverts, by the clock
+        self._behaviour.due()
         if path == "/info":
             return reply(self._capture.recordings["info"])
         if self._digest is None:
@@ -60,13 +64,23 @@ class Responder:
             if self._digest.verify(header, request.method, request.raw_path) is None:
                 return self.unauthorized()
         if request.method not in ("GET", "HEAD"):
-            return await self.writes.handle(request.method, path, await _json_body(request))
+            return await self._write(request.method, path, await _json_body(request))
         if self._drift is not None:
             self._drift.advance()
-        recorded = self._state.reply(file_name(path))
+        name = file_name(path)
+        recorded = self._behaviour.serve(name, self._state.reply(name))
         if recorded is None:
             return web.Response(status=404, body=NOT_FOUND, content_type="application/json")
         return reply(recorded)
+
+    async def _write(self, method: str, path: str, body: Any) -> web.Response:
+        answered = self._behaviour.write(method, path, body)
+        if answered is not None:
+            self.writes.record(method, path, body, answered.status)
+            return answered
+        response = await self.writes.handle(method, path, body)
+        self._behaviour.written(path, response.status)
+        return response
 
     def unauthorized(self) -> web.Response:
         """401 as this firmware sends it (HTML, or a Digest challenge)."""

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .ensemble import TARIFF
-from .state import INVENTORY, RELAY, SimState
+from .relay import Relay
+from .state import RELAY, SimState
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,10 @@ class BadWrite(Exception):
 class Setters:
     """The write endpoints over one gateway's served documents."""
 
-    def __init__(self, state: SimState) -> None:
-        """Writes change `state`."""
+    def __init__(self, state: SimState, relay: Relay) -> None:
+        """Writes change `state`; relay writes move `relay`."""
         self._state = state
+        self._relay = relay
 
     def routes(self) -> dict[str, tuple[str, Callable[[Any], Apply]]]:
         """Endpoint path -> (HTTP method, check)."""
@@ -86,7 +88,9 @@ class Setters:
                 # optimised schedules on: the battery controller keeps its mode (200 all the same)
                 settings["mode"] = current.get("mode")
             self._state.touch(TARIFF)["tariff"] = tariff
-            _echo_schedule(document, settings)
+            if self._state.controller is None:
+                # [F] firmware that ignores the file rebuilds `schedule` on every read
+                _echo_schedule(document, settings)
             return undo
 
         return apply
@@ -107,12 +111,8 @@ class Setters:
         return apply
 
     def _command_relay(self, command: str) -> None:
-        self._state.touch(RELAY)["mains_admin_state"] = command
-        for device in self._state.devices("ENPOWER"):
-            self._state.dirty.add(INVENTORY)
-            device["mains_admin_state"] = command
-        if self._state.set_grid(command == "closed"):
-            log.info("grid relay commanded %s", command)
+        log.info("grid relay commanded %s", command)
+        self._relay.command(command)
 
     def dry_contact(self, body: Any) -> Apply:
         """POST /ivp/ensemble/dry_contacts: open or close one dry contact."""

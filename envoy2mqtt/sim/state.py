@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from .capture import Capture, Recorded
+from .storage import StorageSettings
 
 INVENTORY: Final = "ivp_ensemble_inventory"
 STATUS: Final = "ivp_ensemble_status"
@@ -43,6 +44,9 @@ class SimState:
         self.grid_on = self._initial_grid()
         self.grid_changes = 0
         self.grid_log: list[tuple[float, bool]] = []
+        # What the battery controller obeys when it no longer follows the tariff file
+        # (firmware that ignores local writes); None: it follows the tariff.
+        self.controller: StorageSettings | None = None
 
     def reply(self, name: str) -> Recorded | None:
         """What the gateway answers for a capture file name right now."""
@@ -72,22 +76,38 @@ class SimState:
         """Close (on grid) or open (off grid) the relay; True if the state changed."""
         if on == self.grid_on:
             return False
-        self.grid_on = on
-        self.grid_changes += 1
-        self.grid_log.append((time.monotonic(), on))
-        relay_state = "closed" if on else "open"
+        self.set_oper("closed" if on else "open")
+        return True
+
+    def set_oper(self, oper: str) -> None:
+        """Serve a relay operating state; its first word ("open"/"closed") is the grid state.
+
+        The field's states ("open synchronizing", "open synchronized") count as off grid.
+        """
+        on = oper.split(" ", 1)[0] == "closed"
+        if on != self.grid_on:
+            self.grid_on = on
+            self.grid_changes += 1
+            self.grid_log.append((time.monotonic(), on))
         if self.has_enpower or self.has_collar:
             self.dirty.add(INVENTORY)
         for device in self.devices("ENPOWER"):
-            device["mains_oper_state"] = relay_state
+            device["mains_oper_state"] = oper
         for device in self.devices("COLLAR"):
             device["grid_state"] = "on_grid" if on else "off_grid"
         if isinstance(self.documents.get(RELAY), dict):
-            self.touch(RELAY)["mains_oper_state"] = relay_state
+            self.touch(RELAY)["mains_oper_state"] = oper
         status = self.documents.get(STATUS)
         if isinstance(status, dict) and isinstance(status.get("relay"), dict):
-            self.touch(STATUS)["relay"]["mains_oper_state"] = relay_state
-        return True
+            self.touch(STATUS)["relay"]["mains_oper_state"] = oper
+
+    def set_admin(self, admin: str) -> None:
+        """Serve the relay's commanded position ("open"/"closed")."""
+        if isinstance(self.documents.get(RELAY), dict):
+            self.touch(RELAY)["mains_admin_state"] = admin
+        for device in self.devices("ENPOWER"):
+            self.dirty.add(INVENTORY)
+            device["mains_admin_state"] = admin
 
     def meter_eids(self) -> dict[Any, str]:
         """CT eid -> measurement type, for enabled meters in /ivp/meters."""

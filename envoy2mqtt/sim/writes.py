@@ -20,6 +20,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from .faults import UNAUTHORIZED_PAGE
+from .relay import Relay
 from .setters import BadWrite, Setters, Undo
 from .state import SimState
 
@@ -66,15 +67,15 @@ class WriteRecord:
 class Writes:
     """The gateway's write endpoints over its served documents."""
 
-    def __init__(self, state: SimState, clock: Callable[[], float]) -> None:
-        """Writes change `state`; reverts fall due by `clock`."""
+    def __init__(self, state: SimState, clock: Callable[[], float], relay: Relay) -> None:
+        """Writes change `state` (relay writes move `relay`); reverts fall due by `clock`."""
         self._state = state
         self._clock = clock
         self.plan = WritePlan()
         self.log: list[WriteRecord] = []
         self._reverts: list[tuple[float, Undo]] = []
         self._plan_changed = asyncio.Event()
-        self._routes = Setters(state).routes()
+        self._routes = Setters(state, relay).routes()
 
     def set_plan(self, plan: WritePlan) -> None:
         """Switch the write fault now (a hung write is released)."""
@@ -98,8 +99,12 @@ class Writes:
     async def handle(self, method: str, path: str, body: Any) -> web.Response:
         """Answer one write as the gateway would."""
         response = await self._answer(method, path, body)
-        self.log.append(WriteRecord(self._clock(), method, path, body, response.status))
+        self.record(method, path, body, response.status)
         return response
+
+    def record(self, method: str, path: str, body: Any, status: int) -> None:
+        """Log a write answered here or elsewhere (the live-data stream switch)."""
+        self.log.append(WriteRecord(self._clock(), method, path, body, status))
 
     async def _answer(self, method: str, path: str, body: Any) -> web.Response:
         route = self._routes.get(path)
