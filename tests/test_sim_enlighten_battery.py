@@ -263,6 +263,43 @@ async def test_the_cloud_view_lags_the_gateway() -> None:
     assert settled["siteProfileStatus"] == "READY"
 
 
+async def test_a_profile_switch_alone_shows_in_the_cloud_soon() -> None:
+    applied: Applied = []
+    timing = BatteryTiming(apply_after=15.0, report_after=100_000.0, profile_report_after=20.0)
+    async with (
+        cloud_with(applied=applied, timing=timing, time_scale=FAST) as cloud,
+        browser() as http,
+    ):
+        await sign_in(http, cloud)
+        assert (await write(http, cloud, {"profile": "backup_only"}))[0] == 200
+        await until(lambda: not cloud.battery.battery(SITE).requested)
+        switched = await read(http, cloud)
+        assert (await write(http, cloud, {"veryLowSoc": 20}))[0] == 200
+        await until(lambda: len(applied) == 2)
+        reserve = await read(http, cloud)  # applied, but the cloud waits for the next report
+    assert (switched["profile"], switched["batteryBackupPercentage"]) == ("backup_only", 100)
+    assert switched["requestedConfig"] == {}
+    assert reserve["veryLowSoc"] == 10
+    assert reserve["requestedConfig"] == {"veryLowSoc": 20, "pendingGateways": [SERIAL]}
+    assert applied[1][1].very_low_soc == 20
+
+
+async def test_site_settings_say_what_the_app_offers() -> None:
+    site = CloudSite(site_id=SITE, serials=(SERIAL,), owner=ACCOUNT, country="DE")
+    async with cloud_with(site, time_scale=FAST) as cloud, browser() as http:
+        await sign_in(http, cloud)
+        url = f"{cloud.battery_api_url}/siteSettings/{SITE}"
+        idle = (await get_json(http, url))["data"]
+        token = xsrf(http)  # any batteryConfig GET sets the cookie
+        async with http.put(
+            settings_url(cloud), json={"veryLowSoc": 15}, headers={XSRF_HEADER: token}
+        ) as response:
+            assert response.status == 200
+        pending = (await get_json(http, url))["data"]
+    assert (idle["countryCode"], idle["isEmea"], idle["hasEncharge"]) == ("DE", True, True)
+    assert (idle["isChangePending"], pending["isChangePending"]) == (False, True)
+
+
 async def test_each_profile_keeps_its_own_reserve_and_charge_from_grid() -> None:
     applied: Applied = []
     async with cloud_with(applied=applied, time_scale=FAST) as cloud, browser() as http:

@@ -13,7 +13,8 @@ tests Sept-Oct 2026; barneyonline/ha-enphase-energy):
   (`{"disclaimer-type": "itc"}`) must come before charge from grid can be turned on.
 - A write reaches the gateways about 15 s later (10-20 s in the field); the GET keeps answering
   the old values, the new ones under `requestedConfig` with `pendingGateways`, until the gateway
-  next reports in (5-15 min).
+  next reports in (5-15 min). A write of the profile alone shows in 15-20 s (FINDINGS,
+  2026-10-01). `GET .../siteSettings/{site}` says what the site has and the app offers.
 - Each profile keeps its own reserve and charge from grid: switching profile brings its values
   back.
 
@@ -51,6 +52,7 @@ VERY_LOW_SOC_MAX: Final = 25
 MINUTES_A_DAY: Final = 24 * 60
 # keys a real client sends along that only echo what the app shows
 ECHOED_KEYS: Final = frozenset({"acceptedItcDisclaimer"})
+AMERICAS_AND_OCEANIA: Final = frozenset({"US", "CA", "MX", "PR", "AU", "NZ"})
 
 
 class Profile(StrEnum):
@@ -244,6 +246,8 @@ class CloudSite:
     serials: tuple[str, ...]
     owner: str = "owner@example.com"
     title: str = ""
+    country: str = "US"
+    timezone: str = "US/Eastern"
     settings: BatterySettings = field(default_factory=BatterySettings)
 
 
@@ -253,6 +257,7 @@ class BatteryTiming:
 
     apply_after: float = 15.0  # a write reaches the gateways in 10-20 s
     report_after: float = 600.0  # the cloud's own view catches up in 5-15 min
+    profile_report_after: float = 20.0  # ... but a profile switch alone shows in 15-20 s
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -332,6 +337,7 @@ class BatteryCloud:
             web.get(API + "/batterySettings/{site}", self._get_settings),
             web.put(API + "/batterySettings/{site}", self._put_settings),
             web.post(API + "/batterySettings/acceptDisclaimer/{site}", self._accept_disclaimer),
+            web.get(API + "/siteSettings/{site}", self._site_settings),
         ]
 
     def battery(self, site_id: int) -> SiteBattery:
@@ -401,6 +407,35 @@ class BatteryCloud:
         self._new_xsrf(request, response)
         return response
 
+    async def _site_settings(self, request: web.Request) -> web.StreamResponse:
+        found = self._site(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        site = found.site
+        data = {
+            "hasEncharge": True,
+            "hasEnpower": True,
+            "hasAcb": False,
+            "countryCode": site.country,
+            "region": site.country,
+            "locale": "en",
+            "timezone": site.timezone,
+            "isEmea": site.country not in AMERICAS_AND_OCEANIA,
+            "showChargeFromGrid": True,
+            "restrictCfg": False,
+            "showSavingsMode": True,
+            "showFullBackup": True,
+            "showBatteryBackupPercentage": True,
+            "showVLS": True,
+            "isChangePending": bool(found.requested),
+            "userDetails": {"isOwner": True, "isInstaller": False, "email": site.owner},
+        }
+        response = web.json_response(
+            {"type": "site-settings", "timestamp": _iso(self._clock()), "data": data}
+        )
+        self._new_xsrf(request, response)
+        return response
+
     def _new_xsrf(self, request: web.Request, response: web.StreamResponse) -> None:
         who = self._signed_in(request)
         if who is not None:
@@ -432,9 +467,10 @@ class BatteryCloud:
             return found
         if not self._xsrf_ok(request):
             return refusal(request, 403, "Invalid CSRF token")
+        body = await _json(request)
         try:
             target, requested = updated(
-                found.target, await _json(request), disclaimer_accepted=found.disclaimer is not None
+                found.target, body, disclaimer_accepted=found.disclaimer is not None
             )
         except BadSetting as err:
             return refusal(request, 400, str(err))
@@ -442,7 +478,9 @@ class BatteryCloud:
         found.requested.update(requested)
         found.generation += 1
         self._spawn(self._deliver(found, target.change()))
-        self._spawn(self._report(found, found.generation))
+        alone = isinstance(body, dict) and set(body) == {"profile"}
+        report = self.timing.profile_report_after if alone else self.timing.report_after
+        self._spawn(self._report(found, found.generation, report))
         log.info("site %s battery settings requested: %s", found.site.site_id, requested)
         return web.json_response(found.document(self._clock()))
 
@@ -461,8 +499,8 @@ class BatteryCloud:
                 except Exception:
                     log.exception("applying battery settings to gateway %s failed", serial)
 
-    async def _report(self, battery: SiteBattery, generation: int) -> None:
-        await asyncio.sleep(self.timing.report_after * self.time_scale)
+    async def _report(self, battery: SiteBattery, generation: int, after: float) -> None:
+        await asyncio.sleep(after * self.time_scale)
         if battery.generation == generation:  # a later write starts its own wait
             battery.reported = battery.target
             battery.requested.clear()
