@@ -28,7 +28,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -260,6 +260,15 @@ class BatteryTiming:
     profile_report_after: float = 20.0  # ... but a profile switch alone shows in 15-20 s
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Settings the cloud pushed to one gateway, and when (the cloud's clock)."""
+
+    at: float
+    serial: str
+    change: BatterySettingsChange
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SignedIn:
     """Who a request comes from: the account's e-mail, its user id and its session."""
@@ -300,7 +309,7 @@ class SiteBattery:
             "envoySupportsVls": True,
             "cfgControl": {"show": True, "enabled": self.reported.current.charge_from_grid},
             "systemTask": False,
-            "siteProfileStatus": "PENDING" if requested else "READY",
+            "siteProfileStatus": "READY",  # the only value seen; `pendingGateways` tells
         }
         return {"type": "battery-details", "timestamp": _iso(now), "data": data}
 
@@ -322,7 +331,7 @@ class BatteryCloud:
         self.batteries = {site.site_id: SiteBattery(site) for site in sites}
         self.timing = timing
         self.time_scale = time_scale
-        self.applied: list[tuple[float, str, BatterySettingsChange]] = []
+        self.applied: list[Delivery] = []
         self._apply = apply
         self._signed_in = signed_in
         self._clock = clock
@@ -484,7 +493,7 @@ class BatteryCloud:
         log.info("site %s battery settings requested: %s", found.site.site_id, requested)
         return web.json_response(found.document(self._clock()))
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -492,7 +501,7 @@ class BatteryCloud:
     async def _deliver(self, battery: SiteBattery, change: BatterySettingsChange) -> None:
         await asyncio.sleep(self.timing.apply_after * self.time_scale)
         for serial in battery.site.serials:
-            self.applied.append((self._clock(), serial, change))
+            self.applied.append(Delivery(self._clock(), serial, change))
             if self._apply is not None:
                 try:
                     self._apply(serial, change)
