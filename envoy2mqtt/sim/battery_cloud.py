@@ -545,8 +545,10 @@ def storage_applier(gateways: Iterable[SimulatedGateway]) -> ApplyBatterySetting
     """An `apply` that sets the served storage settings of simulated gateways, by serial.
 
     It changes the tariff's `storage_settings` (mode, reserve, charge from grid) through
-    `SimulatedGateway.set_storage`; the very-low SoC has no setter on the gateway yet and is
-    left alone.
+    `SimulatedGateway.set_storage`, the only setter the gateway has today, which the simulated
+    battery obeys. A stopgap: on D8.3 a cloud write leaves the tariff file as it was and shows
+    in `/ivp/ensemble/secctrl` (`VLS_Limit`, `configured_backup_soc`) and `/ivp/sc/sched`
+    (`Charge From Grid Allowed`) instead; the very-low SoC has no setter yet and is left alone.
     """
     by_serial = {gateway.serial: gateway for gateway in gateways}
 
