@@ -141,6 +141,8 @@ class Shape:
         event: str | None = None,
         in_context: bool = False,
         summary: str | None = None,
+        holds: str | None = None,
+        smoothed: bool = False,
     ) -> Metric[T]:
         """A metric of this shape."""
         return Metric(
@@ -167,6 +169,8 @@ class Shape:
             in_context=in_context,
             summary=summary,
             pace=self.pace,
+            holds=holds,
+            smoothed=smoothed,
         )
 
 

@@ -1,0 +1,97 @@
+"""A battery state that holds and a runway that moves when it means it, pure."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from envoy2mqtt.core.steady import BatteryState, Runway, power_state, significant
+
+
+def test_power_state_band() -> None:
+    assert power_state(-350, 350) == "charging"
+    assert power_state(-349, 350) == "idle"
+    assert power_state(349, 350) == "idle"
+    assert power_state(350, 350) == "discharging"
+
+
+def test_first_reading_is_believed_at_once() -> None:
+    assert BatteryState().feed(-2000, 0) == "charging"
+
+
+def test_hovering_around_zero_stays_idle() -> None:
+    state = BatteryState(dwell=30, band=350)
+    rng = random.Random(7)
+    seen = {state.feed(rng.uniform(-300, 300), t) for t in range(3600)}
+    assert seen == {"idle"}
+
+
+def test_new_state_needs_the_dwell() -> None:
+    state = BatteryState(dwell=30, band=350)
+    assert state.feed(0, 0) == "idle"
+    assert state.feed(-2000, 1) == "idle"
+    assert state.feed(-2000, 30) == "idle"
+    assert state.feed(-2000, 31) == "charging"  # held 30 s
+
+
+def test_a_reading_back_in_the_band_restarts_the_dwell() -> None:
+    state = BatteryState(dwell=30, band=350)
+    state.feed(0, 0)
+    state.feed(-2000, 1)
+    state.feed(-100, 20)  # back in the band: not yet charging
+    assert state.feed(-2000, 40) == "idle"
+    assert state.feed(-2000, 69) == "idle"
+    assert state.feed(-2000, 70) == "charging"
+
+
+def test_confirming_the_believed_state_drops_a_candidate() -> None:
+    state = BatteryState(dwell=30, band=350)
+    state.feed(2000, 0)
+    state.feed(0, 1)  # idle candidate
+    state.feed(2000, 2)  # still discharging: the candidate is gone
+    assert state.feed(0, 31) == "discharging"
+    assert state.feed(0, 61) == "idle"
+
+
+@pytest.mark.parametrize(
+    ("minutes", "rounded"),
+    [(0.4, 0), (7, 7), (45.4, 45), (187, 190), (244, 240), (2437, 2400), (10080, 10000)],
+)
+def test_two_significant_figures(minutes: float, rounded: int) -> None:
+    assert significant(minutes) == rounded
+
+
+def test_runway_smooths_a_jumping_load() -> None:
+    runway = Runway(tau=300, cap=10_080)
+    rng = random.Random(3)
+    published = [runway.feed(rng.uniform(187, 244), t) for t in range(3600)]
+    assert len(set(published[600:])) <= 3  # after the warm-up: a steady figure
+    assert all(190 <= p <= 230 for p in published[600:])
+    changes = sum(a != b for a, b in itertools.pairwise(published))
+    assert changes < 60  # the raw runway changed in almost every second
+
+
+def test_runway_follows_a_real_change_within_minutes() -> None:
+    runway = Runway(tau=300, cap=10_080)
+    for t in range(600):
+        runway.feed(200, t)
+    after = [runway.feed(100, 600 + t) for t in range(1800)]  # the load doubles
+    assert after[0] > 150  # one reading is not believed
+    assert after[-1] == 100
+
+
+def test_runway_zero_and_cap_pass_through() -> None:
+    runway = Runway(tau=300, cap=10_080)
+    runway.feed(200, 0)
+    assert runway.feed(0, 1) == 0  # nothing left above the reserve: at once
+    assert runway.feed(10_080, 2) == 10_080  # restarted: the cap, as read
+    assert runway.feed(10_080, 3) == 10_080
+
+
+def test_runway_drifts_up_after_the_load_stops() -> None:
+    runway = Runway(tau=300, cap=10_080)
+    runway.feed(200, 0)
+    assert runway.feed(10_080, 1) < 10_080  # one near-zero load reading is not a week
+    assert runway.feed(10_080, 3600) == 10_080
