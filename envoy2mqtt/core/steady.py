@@ -68,11 +68,12 @@ class Runway:
     cap: float = math.inf
     _rate: float | None = None  # per minute
     _at: float = 0.0
+    _shown: int | None = None
 
     def feed(self, minutes: float, now: float) -> int:
         """The runway to publish after a reading of `minutes` taken at `now` (s)."""
         if minutes <= 0:
-            self._rate = None
+            self._rate, self._shown = None, 0
             return 0
         rate = 0.0 if minutes >= self.cap else 1.0 / minutes
         if self._rate is None or self.tau <= 0:
@@ -82,13 +83,25 @@ class Runway:
             self._rate += (rate - self._rate) * weight
         self._at = max(now, self._at)
         if self._rate <= 1.0 / self.cap:
-            return int(self.cap) if math.isfinite(self.cap) else 0
-        return significant(min(1.0 / self._rate, self.cap))
+            self._shown = int(self.cap)
+            return self._shown
+        smooth = min(1.0 / self._rate, self.cap)
+        shown = self._shown
+        # a value sitting on a rounding boundary would flip between two steps: hold the one
+        # shown until the runway is most of a step away from it
+        if shown is None or abs(smooth - shown) >= 0.75 * step(max(shown, 1)):
+            self._shown = significant(smooth)
+        return self._shown
+
+
+def step(minutes: float, figures: int = 2) -> int:
+    """The rounding step at `minutes` for `figures` significant figures (1 below 100 for 2)."""
+    if minutes < 1:
+        return 1
+    return int(10 ** max(math.floor(math.log10(minutes)) + 1 - figures, 0))
 
 
 def significant(minutes: float, figures: int = 2) -> int:
     """`minutes` rounded to `figures` significant figures: 187 -> 190, 2437 -> 2400, 7 -> 7."""
-    if minutes < 1:
-        return round(minutes)
-    step = 10 ** max(math.floor(math.log10(minutes)) + 1 - figures, 0)
-    return int(round(minutes / step) * step)
+    size = step(minutes, figures)
+    return int(round(minutes / size) * size)
