@@ -90,8 +90,8 @@ class Runway:
         # a value sitting on a rounding boundary would flip between two steps: hold the one
         # shown until the runway is most of a step away from it
         if shown is None or abs(smooth - shown) >= 0.75 * step(max(shown, 1)):
-            self._shown = significant(smooth)
-        return self._shown
+            shown = self._shown = significant(smooth)
+        return shown
 
 
 def step(minutes: float, figures: int = 2) -> int:
