@@ -143,6 +143,7 @@ class Shape:
         summary: str | None = None,
         holds: str | None = None,
         smoothed: bool = False,
+        code: str | None = None,
     ) -> Metric[T]:
         """A metric of this shape."""
         return Metric(
@@ -171,6 +172,7 @@ class Shape:
             pace=self.pace,
             holds=holds,
             smoothed=smoothed,
+            code=code,
         )
 
 

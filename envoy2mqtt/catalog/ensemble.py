@@ -23,6 +23,7 @@ from envoy2mqtt.catalog.base import (
 )
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, by_id
 from envoy2mqtt.catalog.relays import DRY_CONTACTS, GENERATORS
+from envoy2mqtt.catalog.status import state_text
 from envoy2mqtt.core.snapshot import Snapshot, Value
 
 __all__ = ["C6_COMBINERS", "COLLARS", "DRY_CONTACTS", "ENPOWERS", "GENERATORS"]
@@ -66,9 +67,18 @@ def _common() -> tuple[Metric[E], ...]:
         TEXT(
             "status",
             "Status",
-            _field("admin_state_str"),
-            "Administrative state, as reported",
+            lambda device: state_text(device.admin_state_str),
+            "Administrative state in plain English (Closed, Ready, ...)",
             category=DIAGNOSTIC,
+            code="status_code",
+        ),
+        TEXT(
+            "status_code",
+            "Status code",
+            _field("admin_state_str"),
+            "Administrative state as reported (ENPWR_STATE_OPER_CLOSED, ...)",
+            category=DIAGNOSTIC,
+            enabled=False,
         ),
         CONNECTIVITY(
             "communicating",

@@ -63,6 +63,7 @@ class Metric(Generic[T]):
     pace: str | None = None  # "energy", "power" or "measurement": how often its state may move
     holds: str | None = None  # a battery state held by dwell and band over this power's path
     smoothed: bool = False  # a runway: averaged over minutes and rounded (core.steady.Runway)
+    code: str | None = None  # a sibling metric's key holding the raw code (an HA attribute)
 
     @property
     def is_counter(self) -> bool:
