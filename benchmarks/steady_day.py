@@ -40,7 +40,13 @@ CAPACITY_WH: Final = 10_000.0
 MAX_W: Final = 3_840.0
 RESERVE: Final = 20.0
 OUTAGE: Final = (18.5 * 3600, 18.75 * 3600)
-KEYS: Final = ("grid_status", "battery_power", "battery_state", "backup_runway")
+KEYS: Final = (
+    "grid_status",
+    "battery_power",
+    "battery_state",
+    "house_load_power",
+    "backup_runway",
+)
 START: Final = datetime(2026, 6, 21, tzinfo=UTC)
 
 
@@ -137,7 +143,7 @@ def main() -> None:
     roles = Roles.of(bound.values())
     runs = {
         "before": Run(  # no held state, no smoothing: the catalog's ±50 W, every second
-            replace(roles, held={}, smoothed=frozenset()),
+            replace(roles, held={}, smoothed={}),
             Settler(),
             EventDetector(watch=roles.watch),
             ChangeDetector(heartbeat=math.inf),
@@ -157,6 +163,7 @@ def main() -> None:
             "grid_status": "on-grid" if sample.grid_on else "off-grid",
             "battery_power": round(sample.battery_w),
             "battery_state": battery_state(sample.battery_w) or "idle",
+            "house_load_power": round(sample.house_w),
             "backup_runway": runway(sample),
         }
         raw_runway_changes += last_runway is not None and raw["backup_runway"] != last_runway

@@ -142,7 +142,7 @@ class Shape:
         in_context: bool = False,
         summary: str | None = None,
         holds: str | None = None,
-        smoothed: bool = False,
+        smoothed: str | None = None,
         code: str | None = None,
     ) -> Metric[T]:
         """A metric of this shape."""

@@ -229,9 +229,9 @@ BATTERY = Gated(
                 "Backup runway",
                 lambda s: backup_runway(s.data),
                 "Minutes of battery above the reserve at the house load of the last minutes "
-                "(averaged over RUNWAY_SMOOTHING, 5 min; two significant figures; capped at "
+                "(averaged over RUNWAY_SMOOTHING, 5 min), in two significant figures (capped at "
                 f"{RUNWAY_CAP_MIN}, a week, for a load of about 0 W)",
-                smoothed=True,
+                smoothed="house_load_power",
                 in_context=True,
                 summary="run",
             ),

@@ -62,7 +62,7 @@ class Metric(Generic[T]):
     summary: str | None = None  # its short key in the summary for small displays
     pace: str | None = None  # "energy", "power" or "measurement": how often its state may move
     holds: str | None = None  # a battery state held by dwell and band over this power's path
-    smoothed: bool = False  # a runway: averaged over minutes and rounded (core.steady.Runway)
+    smoothed: str | None = None  # a runway over this load's average (core.steady.Runway)
     code: str | None = None  # a sibling metric's key holding the raw code (an HA attribute)
 
     @property

@@ -28,7 +28,7 @@ class Roles:
     summary: tuple[tuple[str, str], ...] = ()
     pacing: dict[str, tuple[float, float]] = field(default_factory=dict)  # (interval, jump)
     held: dict[str, str] = field(default_factory=dict)  # battery state path -> its power's path
-    smoothed: frozenset[str] = frozenset()
+    smoothed: dict[str, str] = field(default_factory=dict)  # runway path -> its load's path
 
     @classmethod
     def of(
@@ -60,8 +60,8 @@ class Roles:
                 context=tuple(e.path for e in listed if e.metric.in_context),
             ),
             summary=tuple((e.metric.summary, e.path) for e in listed if e.metric.summary),
-            held=_held(listed),
-            smoothed=paths("smoothed"),
+            held=_beside(listed, "holds"),
+            smoothed=_beside(listed, "smoothed"),
             pacing={
                 e.path: (limits[pace], power_jump if pace == "power" else 0.0)
                 for e in listed
@@ -70,11 +70,11 @@ class Roles:
         )
 
 
-def _held(entities: list[Entity]) -> dict[str, str]:
-    """Each held state's path -> the path of the power it follows, beside it on its device."""
+def _beside(entities: list[Entity], flag: str) -> dict[str, str]:
+    """Each path whose metric names another (`flag`) -> that one's path, on the same device."""
     out: dict[str, str] = {}
     for entity in entities:
-        if (power := entity.metric.holds) is not None:
+        if (other := getattr(entity.metric, flag)) is not None:
             parent = entity.path.rpartition("/")[0]
-            out[entity.path] = f"{parent}/{power}" if parent else power
+            out[entity.path] = f"{parent}/{other}" if parent else other
     return out

@@ -1,4 +1,4 @@
-"""Values worth acting on: a battery state that holds, and a runway that moves when it means it."""
+"""Values worth acting on: a battery state that holds, a runway that moves when it means it."""
 
 from __future__ import annotations
 
@@ -55,42 +55,51 @@ class BatteryState:
 
 @dataclass(slots=True)
 class Runway:
-    """A backup runway (minutes) smoothed over minutes and rounded to two significant figures.
+    """A backup runway (minutes) over the house load of the last minutes, in two figures.
 
-    The rate the battery drains at (1 / runway) is averaged, not the runway: it is proportional
-    to the house load, so a kettle's minute moves it by its share, and a load of about nothing
-    (the capped runway) is a rate of about zero rather than a week-long outlier. An
-    exponential average with time constant `tau`, weighted by the time between readings;
-    0 (nothing left above the reserve) is passed through at once.
+    The house load is what jumps (a kettle, a compressor starting): it is averaged
+    exponentially with time constant `tau`, weighted by the time between readings, and the
+    energy above the reserve (runway x load, read at once) is divided by that average. So a
+    change of charge moves the runway at once and a minute's load moves it by its share.
+    0 (nothing left above the reserve) is passed through at once; a load of about nothing
+    reads `cap`.
     """
 
     tau: float = RUNWAY_TAU_S
-    cap: float = math.inf
-    _rate: float | None = None  # per minute
+    cap: int = 10_080
+    _load: float | None = None  # the averaged house load (W)
     _at: float = 0.0
+    _above: float | None = None  # energy above the reserve, as W x min
     _shown: int | None = None
 
-    def feed(self, minutes: float, now: float) -> int:
-        """The runway to publish after a reading of `minutes` taken at `now` (s)."""
+    def feed(self, minutes: float, load: float | None, now: float) -> int:
+        """The runway to publish after a reading of `minutes` at house `load` (W), at `now` (s)."""
         if minutes <= 0:
-            self._rate, self._shown = None, 0
+            self._shown = 0
             return 0
-        rate = 0.0 if minutes >= self.cap else 1.0 / minutes
-        if self._rate is None or self.tau <= 0:
-            self._rate = rate
+        if load is None:
+            return self._show(minutes)
+        if self._load is None or self.tau <= 0:
+            self._load = load
         else:
             weight = 1.0 - math.exp(-max(now - self._at, 0.0) / self.tau)
-            self._rate += (rate - self._rate) * weight
+            self._load += (load - self._load) * weight
         self._at = max(now, self._at)
-        if self._rate <= 1.0 / self.cap:
-            self._shown = int(self.cap)
-            return self._shown
-        smooth = min(1.0 / self._rate, self.cap)
+        if minutes < self.cap and load > 0:
+            self._above = minutes * load
+        if self._above is None or self._load * self.cap <= self._above:
+            return self._show(self.cap)
+        return self._show(self._above / self._load)
+
+    def _show(self, minutes: float) -> int:
+        if minutes >= self.cap:
+            self._shown = self.cap
+            return self.cap
         shown = self._shown
         # a value sitting on a rounding boundary would flip between two steps: hold the one
         # shown until the runway is most of a step away from it
-        if shown is None or abs(smooth - shown) >= 0.75 * step(max(shown, 1)):
-            shown = self._shown = significant(smooth)
+        if shown is None or abs(minutes - shown) >= 0.75 * step(max(shown, 1)):
+            shown = self._shown = significant(minutes)
         return shown
 
 

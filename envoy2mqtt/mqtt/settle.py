@@ -73,11 +73,13 @@ class Settler:
                 if fresh_reads or path not in self._held:
                     self._held[path] = self.debounce.feed(path, value)
                 value = self._held[path]
-            elif path in roles.smoothed and isinstance(value, int | float):
-                value = self._runway(path).feed(value, now)
+            elif (load_path := roles.smoothed.get(path)) is not None:
+                load = _number(readings, load_path)
+                if isinstance(value, int | float):
+                    value = self._runway(path).feed(value, load, now)
             elif (power := roles.held.get(path)) is not None:
-                watts = readings[power].value if power in readings else None
-                if isinstance(watts, int | float):
+                watts = _number(readings, power)
+                if watts is not None:
                     value = self._state(path).feed(watts, now)
             out[path] = value
         return out
@@ -95,3 +97,8 @@ class Settler:
     def unconfirmed(self, roles: Roles) -> bool:
         """A changed debounced value was read and awaits its confirming read."""
         return any(self.debounce.pending(path) for path in roles.debounced)
+
+
+def _number(readings: Mapping[str, Reading], path: str) -> float | None:
+    value = readings[path].value if path in readings else None
+    return value if isinstance(value, int | float) else None
