@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from envoy2mqtt.catalog.battery import BATTERY
+from envoy2mqtt.catalog.metric import Entity, Reading
+from envoy2mqtt.catalog.roles import Roles
+from envoy2mqtt.core.snapshot import Value
 from envoy2mqtt.core.steady import BatteryState, Runway, power_state, significant
+from envoy2mqtt.mqtt.settle import Settler
 
 
 def test_power_state_band() -> None:
@@ -100,3 +106,28 @@ def test_runway_zero_and_cap() -> None:
     assert runway.feed(10_080, 0, 3_600) == 10_080
     assert Runway().feed(10_080, 0, 0) == 10_080
     assert Runway().feed(187, None, 0) == 190  # no load: rounded only
+
+
+def test_the_settler_holds_the_catalogs_battery_state_and_smooths_its_runway() -> None:
+    metrics = {m.key: m for m in BATTERY.source.metrics}
+    keys = ("battery_power", "battery_state", "house_load_power", "backup_runway")
+    entities = {key: Entity(key, metrics[key]) for key in keys}  # type: ignore[arg-type]
+    roles = Roles.of(entities.values())
+    assert roles.held == {"battery_state": "battery_power"}
+    assert roles.smoothed == {"backup_runway": "house_load_power"}
+    settler = Settler(battery_dwell=30, battery_band=350)
+    start = datetime(2026, 6, 21, tzinfo=UTC)
+    settled = []
+    for t in range(120):
+        watts = 250 if t % 2 else -250
+        raw: dict[str, Value] = {
+            "battery_power": watts,
+            "battery_state": "discharging" if watts > 0 else "charging",  # ±50 W: flips
+            "house_load_power": 900 + (200 if t % 3 else 0),
+            "backup_runway": 3_000 * 60 // (900 + (200 if t % 3 else 0)),
+        }
+        readings = {key: Reading(entities[key], value) for key, value in raw.items()}
+        settled.append(settler.settle(readings, roles, start + timedelta(seconds=t)))
+    assert {s["battery_state"] for s in settled} == {"idle"}
+    runways = [s["backup_runway"] for s in settled]
+    assert sum(a != b for a, b in itertools.pairwise(runways)) <= 2  # raw: 80 changes
