@@ -117,6 +117,7 @@ class Audit:
     violations: int = 0  # a subscriber's value left outside the deadband after a read
     max_gap: float = 0.0  # longest time a topic went without a message
     groups: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)  # by type
     _topic: dict[str, str] = field(default_factory=dict)
     _delivered: dict[str, tuple[Value, float]] = field(default_factory=dict)
     _last_text: dict[str, str] = field(default_factory=dict)
@@ -158,6 +159,8 @@ class Audit:
             if topic.startswith(TOPICS.discovery_prefix + "/"):
                 self.discovery += counting
             elif topic.endswith(("/event", "/summary", "/availability")):
+                if counting and topic.endswith("/event"):
+                    self.events[json.loads(payload)["type"]] += 1
                 shared += 1
                 shared_bytes += len(topic) + len(payload)
             else:
@@ -223,6 +226,7 @@ class Audit:
                 )
             },
             "groups": dict(self.groups.most_common()),
+            "events": dict(self.events.most_common()),
             "requests": dict(requests),
         }
 

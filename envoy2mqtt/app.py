@@ -79,6 +79,9 @@ def publish_options(settings: Settings) -> PublishOptions:
         },
         power_jump=settings.state_power_jump,
         ha_compat=HaRelease.parse(settings.ha_compat),
+        battery_dwell=settings.battery_state_dwell,
+        battery_band=settings.battery_state_band,
+        runway_smoothing=settings.runway_smoothing,
     )
 
 

@@ -150,6 +150,7 @@ async def test_battery_events_and_no_overlap_with_every_lane_fast(
             battery_interval=1.0,
             poll_interval=5.0,
             inverter_interval=30.0,
+            battery_state_dwell=1.0,  # the 30 s default is tested in test_events_battery
         )
         async with Recorder("127.0.0.1", port, f"{unique_prefix}/#") as recorder:
             started = time.monotonic()

@@ -39,6 +39,17 @@ from tests.harness import pyenphase_on
 Expected = dict[str, Value | None]
 
 UNREADABLE = "3.7.0"  # only the HTML /production page: pyenphase cannot read it at all
+# ON PURPOSE: state codes are published in English, the code beside them as `status_code`
+STATE_TEXT = {
+    "ENCHG_STATE_READY": "Ready",
+    "ENCHG_STATE_IDLE": "Idle",
+    "ENCHG_STATE_CHARGING": "Charging",
+    "ENCHG_STATE_DISCHARGING": "Discharging",
+    "ENPWR_STATE_OPER_CLOSED": "Closed",
+    "ENPWR_STATE_OPER_OPEN": "Open",
+    "ENPWR_STATE_OPER_NO_GRID": "No grid",
+    "ENS_DEVICE_STATE_READY": "Ready",
+}
 IDLE_W = 50  # the catalog's idle band for battery_state (documented in the topic reference)
 FLAG_TEXT = {  # the gateway web UI's own words for the flags these captures carry (seed 003)
     "envoy.cond_flags.pcu_ctrl.dc-pwr-low": "DC Power Too Low",
@@ -305,7 +316,8 @@ def storage_units(data: EnvoyData) -> Expected:
                 f"{base}temperature": inv.temperature,
                 f"{base}max_cell_temperature": inv.max_cell_temp,
                 f"{base}capacity": inv.encharge_capacity,
-                f"{base}status": inv.admin_state_str,
+                f"{base}status": STATE_TEXT[inv.admin_state_str],
+                f"{base}status_code": inv.admin_state_str,
                 f"{base}communicating": on_off(inv.communicating),
                 f"{base}operating": on_off(inv.operating),
                 f"{base}dc_switch": on_off(not inv.dc_switch_off),
@@ -353,7 +365,8 @@ def ensemble(data: EnvoyData) -> Expected:
             f"{base}operating": on_off(enpower.operating),
             f"{base}signal_sub_ghz": enpower.comm_level_sub_ghz,
             f"{base}signal_2_4_ghz": enpower.comm_level_2_4_ghz,
-            f"{base}status": enpower.admin_state_str,
+            f"{base}status": STATE_TEXT[enpower.admin_state_str],
+            f"{base}status_code": enpower.admin_state_str,
             f"{base}communicating": on_off(enpower.communicating),
             f"{base}last_report": iso(enpower.last_report_date),
         }
@@ -365,7 +378,8 @@ def ensemble(data: EnvoyData) -> Expected:
             f"{base}collar_state": collar.collar_state,
             f"{base}control_error": collar.control_error,
             f"{base}temperature": collar.temperature,
-            f"{base}status": collar.admin_state_str,
+            f"{base}status": STATE_TEXT[collar.admin_state_str],
+            f"{base}status_code": collar.admin_state_str,
             f"{base}communicating": on_off(collar.communicating),
             f"{base}last_report": iso(collar.last_report_date),
         }
@@ -373,7 +387,8 @@ def ensemble(data: EnvoyData) -> Expected:
         base = f"c6cc/{c6.serial_number}/"
         out |= {
             f"{base}dmir_version": c6.dmir_version,
-            f"{base}status": c6.admin_state_str,
+            f"{base}status": STATE_TEXT[c6.admin_state_str],
+            f"{base}status_code": c6.admin_state_str,
             f"{base}communicating": on_off(c6.communicating),
             f"{base}last_report": iso(c6.last_report_date),
         }

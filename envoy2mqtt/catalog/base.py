@@ -141,6 +141,9 @@ class Shape:
         event: str | None = None,
         in_context: bool = False,
         summary: str | None = None,
+        holds: str | None = None,
+        smoothed: str | None = None,
+        code: str | None = None,
     ) -> Metric[T]:
         """A metric of this shape."""
         return Metric(
@@ -167,6 +170,9 @@ class Shape:
             in_context=in_context,
             summary=summary,
             pace=self.pace,
+            holds=holds,
+            smoothed=smoothed,
+            code=code,
         )
 
 

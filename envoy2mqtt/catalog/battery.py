@@ -36,6 +36,7 @@ from envoy2mqtt.catalog.derived import (
 from envoy2mqtt.catalog.encharge import BATTERIES
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics
 from envoy2mqtt.core.snapshot import Snapshot, Value
+from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S
 
 __all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", "battery_state"]
 
@@ -154,8 +155,11 @@ BATTERY = Gated(
                 "battery_state",
                 "Battery state",
                 lambda s: battery_state(battery_watts(s.data)),
-                f"What the batteries are doing (idle within ±{IDLE_WATTS} W)",
+                "What the batteries are doing: idle within a band around zero (±"
+                f"{BATTERY_BAND_W:.0f} W), a new state believed once it has held "
+                f"{BATTERY_DWELL_S:.0f} s (BATTERY_STATE_BAND, BATTERY_STATE_DWELL)",
                 urgent=True,
+                holds="battery_power",
                 options=BATTERY_STATES,
                 event="battery",
                 in_context=True,
@@ -224,8 +228,10 @@ BATTERY = Gated(
                 "backup_runway",
                 "Backup runway",
                 lambda s: backup_runway(s.data),
-                "Minutes of battery above the reserve at the current house load "
-                f"(capped at {RUNWAY_CAP_MIN}, a week, for a load of about 0 W)",
+                "Minutes of battery above the reserve at the house load of the last minutes "
+                "(averaged over RUNWAY_SMOOTHING, 5 min), in two significant figures (capped at "
+                f"{RUNWAY_CAP_MIN}, a week, for a load of about 0 W)",
+                smoothed="house_load_power",
                 in_context=True,
                 summary="run",
             ),

@@ -24,6 +24,7 @@ from envoy2mqtt.catalog.base import (
     part_attribute,
 )
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, by_id
+from envoy2mqtt.catalog.status import state_text
 from envoy2mqtt.core.snapshot import Snapshot, Value
 
 
@@ -109,7 +110,19 @@ BATTERIES = Family(
             category=DIAGNOSTIC,
         ),
         TEXT(
-            "status", "Status", _inventory("admin_state_str"), "Administrative state, as reported"
+            "status",
+            "Status",
+            lambda u: state_text(u.inventory.admin_state_str if u.inventory else None),
+            "Administrative state in plain English (Ready, Charging, ...)",
+            code="status_code",
+        ),
+        TEXT(
+            "status_code",
+            "Status code",
+            _inventory("admin_state_str"),
+            "Administrative state as reported (ENCHG_STATE_READY, ...)",
+            category=DIAGNOSTIC,
+            enabled=False,
         ),
         CONNECTIVITY(
             "communicating",

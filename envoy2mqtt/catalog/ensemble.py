@@ -12,8 +12,6 @@ from pyenphase.models.enpower import EnvoyEnpower
 from envoy2mqtt.catalog.base import (
     CONNECTIVITY,
     COUNT,
-    ENUM,
-    RELAY_STATES,
     RUNNING,
     TEMPERATURE,
     TEXT,
@@ -25,6 +23,7 @@ from envoy2mqtt.catalog.base import (
 )
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, Metric, by_id
 from envoy2mqtt.catalog.relays import DRY_CONTACTS, GENERATORS
+from envoy2mqtt.catalog.status import state_text
 from envoy2mqtt.core.snapshot import Snapshot, Value
 
 __all__ = ["C6_COMBINERS", "COLLARS", "DRY_CONTACTS", "ENPOWERS", "GENERATORS"]
@@ -68,9 +67,18 @@ def _common() -> tuple[Metric[E], ...]:
         TEXT(
             "status",
             "Status",
-            _field("admin_state_str"),
-            "Administrative state, as reported",
+            lambda device: state_text(device.admin_state_str),
+            "Administrative state in plain English (Closed, Ready, ...)",
             category=DIAGNOSTIC,
+            code="status_code",
+        ),
+        TEXT(
+            "status_code",
+            "Status code",
+            _field("admin_state_str"),
+            "Administrative state as reported (ENPWR_STATE_OPER_CLOSED, ...)",
+            category=DIAGNOSTIC,
+            enabled=False,
         ),
         CONNECTIVITY(
             "communicating",
@@ -111,21 +119,22 @@ ENPOWERS: Family[EnvoyEnpower] = Family(
     inputs=("enpower",),
     describe=_describe("enpower", "IQ System Controller"),
     metrics=(
-        ENUM(
+        # plain text, not an enum: Home Assistant refuses an enum state outside its options,
+        # and the field reports more than open/closed (`open synchronizing`, ...)
+        TEXT(
             "grid_relay",
             "Grid relay",
             _relay(lambda enpower: enpower.mains_oper_state),
-            "The grid relay's position: closed = on grid, open = off grid",
+            "The grid relay's position as reported: closed = on grid, open ... "
+            "(`open synchronizing`, `open synchronized`) = off grid",
             urgent=True,
-            options=RELAY_STATES,
         ),
-        ENUM(
+        TEXT(
             "grid_relay_commanded",
             "Grid relay commanded",
             _relay(lambda enpower: enpower.mains_admin_state),
-            "The position the grid relay was told to take",
+            "The position the grid relay was told to take, as reported",
             category=DIAGNOSTIC,
-            options=RELAY_STATES,
         ),
         TEXT(
             "grid_mode",
@@ -172,7 +181,12 @@ COLLARS: Family[EnvoyCollar] = Family(
     inputs=("collar",),
     describe=_describe("collar", "IQ Meter Collar"),
     metrics=(
-        TEXT("grid_state", "Grid state", _field("grid_state"), "on_grid / off_grid, as reported"),
+        TEXT(
+            "grid_state",
+            "Grid state",
+            _field("grid_state"),
+            "on_grid / off_grid (or a variant such as on-grid), as reported",
+        ),
         TEXT("mid_state", "MID state", _field("mid_state"), "Microgrid interconnect device state"),
         TEXT("collar_state", "Collar state", _field("collar_state"), "The collar's own state"),
         COUNT(

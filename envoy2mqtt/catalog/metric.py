@@ -61,6 +61,9 @@ class Metric(Generic[T]):
     in_context: bool = False  # carried in every event's context
     summary: str | None = None  # its short key in the summary for small displays
     pace: str | None = None  # "energy", "power" or "measurement": how often its state may move
+    holds: str | None = None  # a battery state held by dwell and band over this power's path
+    smoothed: str | None = None  # a runway over this load's average (core.steady.Runway)
+    code: str | None = None  # a sibling metric's key holding the raw code (an HA attribute)
 
     @property
     def is_counter(self) -> bool:

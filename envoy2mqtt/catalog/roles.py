@@ -27,6 +27,8 @@ class Roles:
     # (house_load_power over consumption_power, which on battery sites counts charging as load)
     summary: tuple[tuple[str, str], ...] = ()
     pacing: dict[str, tuple[float, float]] = field(default_factory=dict)  # (interval, jump)
+    held: dict[str, str] = field(default_factory=dict)  # battery state path -> its power's path
+    smoothed: dict[str, str] = field(default_factory=dict)  # runway path -> its load's path
 
     @classmethod
     def of(
@@ -58,9 +60,21 @@ class Roles:
                 context=tuple(e.path for e in listed if e.metric.in_context),
             ),
             summary=tuple((e.metric.summary, e.path) for e in listed if e.metric.summary),
+            held=_beside(listed, "holds"),
+            smoothed=_beside(listed, "smoothed"),
             pacing={
                 e.path: (limits[pace], power_jump if pace == "power" else 0.0)
                 for e in listed
                 if (pace := e.metric.pace) is not None and pace in limits and not e.metric.urgent
             },
         )
+
+
+def _beside(entities: list[Entity], flag: str) -> dict[str, str]:
+    """Each path whose metric names another (`flag`) -> that one's path, on the same device."""
+    out: dict[str, str] = {}
+    for entity in entities:
+        if (other := getattr(entity.metric, flag)) is not None:
+            parent = entity.path.rpartition("/")[0]
+            out[entity.path] = f"{parent}/{other}" if parent else other
+    return out

@@ -1,4 +1,4 @@
-"""Device status flags of /inventory.json in plain English (the gateway's own UI strings)."""
+"""Device status flags and state codes in plain English (the gateway's own UI strings)."""
 
 from __future__ import annotations
 
@@ -128,3 +128,22 @@ def has_problem(flags: object) -> bool | None:
     if not isinstance(flags, list):
         return None
     return any(flag not in BENIGN_FLAGS for flag in notable(str(flag) for flag in flags))
+
+
+# the codes' prefixes name the device, not the state: ENCHG_STATE_READY is "Ready"
+STATE_PREFIXES: Final = ("ENCHG_STATE_", "ENPWR_STATE_OPER_", "ENPWR_STATE_", "ENS_DEVICE_STATE_")
+
+
+def state_text(code: object) -> str | None:
+    """A device's state code in plain English: ENPWR_STATE_OPER_NO_GRID -> "No grid".
+
+    A code with none of the known prefixes is passed through as the gateway sent it.
+    """
+    if not isinstance(code, str) or not code.strip():
+        return None
+    text = code.strip()
+    for prefix in STATE_PREFIXES:
+        if text.startswith(prefix) and len(text) > len(prefix):
+            words = text.removeprefix(prefix).replace("_", " ").lower()
+            return words[0].upper() + words[1:]
+    return text

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 from pyenphase.models.envoy import EnvoyData
+
+log = logging.getLogger(__name__)
 
 Value = int | float | str
 """A published value: a number in SI units or a plain word."""
@@ -60,6 +65,15 @@ class Snapshot:
     derived: dict[str, float] = field(default_factory=dict)
 
 
+KNOWN_RELAY_STATES: Final = frozenset({"closed", "open", "open synchronizing", "open synchronized"})
+"""Relay states seen in the field (D8.3.6086 islands as `open synchronizing`, then
+`open synchronized`, and never reads plain `open`)."""
+KNOWN_COLLAR_STATES: Final = frozenset({"on_grid", "off_grid"})
+_ON: Final = frozenset({"closed", "close", "on", "ongrid"})
+_OFF: Final = frozenset({"open", "off", "offgrid"})
+_reported: set[str] = set()  # unknown states already logged: once per process, not per read
+
+
 def grid_status(data: EnvoyData) -> GridStatus | None:
     """Read the grid status from the Enpower relay or the IQ Meter Collar.
 
@@ -67,15 +81,56 @@ def grid_status(data: EnvoyData) -> GridStatus | None:
     outage and is deliberately ignored.
     """
     if data.enpower is not None and data.enpower.mains_oper_state:
-        state = data.enpower.mains_oper_state.lower()
-        if state == "closed":
-            return GridStatus.ON_GRID
-        if state == "open":
-            return GridStatus.OFF_GRID
+        status = relay_status(data.enpower.mains_oper_state)
+        if status is not None:
+            return status
     if data.collar is not None and data.collar.grid_state:
-        state = data.collar.grid_state.lower().replace("-", "_")
-        if state == "on_grid":
-            return GridStatus.ON_GRID
-        if state == "off_grid":
-            return GridStatus.OFF_GRID
+        return collar_status(data.collar.grid_state)
     return None
+
+
+def relay_status(state: str) -> GridStatus | None:
+    """The grid status a relay state means: `closed` on grid, anything `open ...` off grid.
+
+    A state never seen before is logged once and decided by its first word.
+    """
+    text = " ".join(state.lower().split())
+    words = text.replace("-", " ").replace("_", " ").split()
+    status = _meaning(words[0]) if words else None
+    _report(text, status, KNOWN_RELAY_STATES, "grid relay")
+    return status
+
+
+def collar_status(state: str) -> GridStatus | None:
+    """The grid status the IQ Meter Collar's `grid_state` means (`on_grid`, `off_grid`).
+
+    Spelling varies (`on-grid`, `Off Grid`, `multimode-ongrid`): `on grid` / `ongrid` is on,
+    `off grid` / `offgrid` off, wherever it stands; a state never seen before is logged once.
+    """
+    text = " ".join(state.lower().split())
+    words = text.replace("-", " ").replace("_", " ").split()
+    joined = [a + b for a, b in itertools.pairwise(words) if b == "grid"]
+    found = [word for word in joined + words if word in ("ongrid", "offgrid")]
+    status = _meaning(found[0]) if found else None
+    _report(text, status, KNOWN_COLLAR_STATES, "IQ Meter Collar grid")
+    return status
+
+
+def _meaning(word: str) -> GridStatus | None:
+    if word in _ON:
+        return GridStatus.ON_GRID
+    if word in _OFF:
+        return GridStatus.OFF_GRID
+    return None
+
+
+def _report(state: str, status: GridStatus | None, known: frozenset[str], what: str) -> None:
+    if state in known or state in _reported:
+        return
+    _reported.add(state)
+    log.warning(
+        "%s state %r not seen before: published as reported, read as %s",
+        what,
+        state,
+        status.value if status is not None else "no grid status",
+    )

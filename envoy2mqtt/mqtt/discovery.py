@@ -21,11 +21,11 @@ from envoy2mqtt.mqtt.topics import Topics, sanitize
 
 Json = dict[str, object]
 
-ORIGIN: Final[Json] = {
-    "name": "envoy2mqtt",
-    "sw_version": __version__,
-    "support_url": "https://pypi.org/project/envoy2mqtt/",
-}
+# no support_url: the package has no public page yet, and a dead link helps no one
+ORIGIN: Final[Json] = {"name": "envoy2mqtt", "sw_version": __version__}
+# the raw code of a value published in English, as the attribute `code` (the code's own
+# topic carries plain text: the template makes it the JSON object HA expects)
+CODE_TEMPLATE: Final = '{{ {"code": value} | tojson }}'
 MANUFACTURER: Final = "Enphase"
 
 
@@ -189,6 +189,11 @@ def entity_payload(
     payload.update({key: value for key, value in optional.items() if value is not None})
     if metric.options:
         payload["options"] = list(metric.options)
+    if metric.code is not None:
+        parent = entity.path.rpartition("/")[0]
+        code_path = f"{parent}/{metric.code}" if parent else metric.code
+        payload["json_attributes_topic"] = topics.state(serial, code_path)
+        payload["json_attributes_template"] = CODE_TEMPLATE
     if not metric.enabled:
         payload["enabled_by_default"] = False
     if with_device:  # the platform is in the topic: `platform` belongs in `cmps` only

@@ -13,6 +13,7 @@ from envoy2mqtt.catalog.roles import Roles
 from envoy2mqtt.core.changes import ChangeDetector
 from envoy2mqtt.core.events import Event, EventDetector
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
+from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S, RUNWAY_TAU_S
 from envoy2mqtt.core.zones import zone_named
 from envoy2mqtt.mqtt.announce import Announcer
 from envoy2mqtt.mqtt.discovery import OLDEST, DiscoveryMessage, HaRelease
@@ -49,6 +50,9 @@ class PublishOptions:
     state_intervals: Mapping[str, float] = field(default_factory=dict)
     power_jump: float = 0.0  # a power moving this much is published at once all the same
     ha_compat: HaRelease = OLDEST  # the oldest Home Assistant the discovery payloads suit
+    battery_dwell: float = BATTERY_DWELL_S  # a new battery state is believed after this long
+    battery_band: float = BATTERY_BAND_W  # ... and only this far from zero (idle within)
+    runway_smoothing: float = RUNWAY_TAU_S  # the runway's averaging time constant (s)
 
 
 def format_value(value: Value) -> str:
@@ -97,7 +101,13 @@ class GatewayPublisher:
         opts = self.options
         self.changes = ChangeDetector(heartbeat=opts.heartbeat)
         self.catalog = CatalogReader(self.info.serial)
-        self.settler = Settler(opts.grid_debounce, opts.clamp_negative_production)
+        self.settler = Settler(
+            opts.grid_debounce,
+            opts.clamp_negative_production,
+            opts.battery_dwell,
+            opts.battery_band,
+            opts.runway_smoothing,
+        )
         self.events = EventDetector(soc_thresholds=opts.soc_thresholds)
         self.summary = SummaryThrottle(opts.summary_interval)
         self.announcer = Announcer(

@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     """Consecutive reads before a changed grid status is believed."""
     soc_thresholds: list[int] = [20, 10]
     """Battery state-of-charge thresholds (percent) that raise an event when crossed."""
+    battery_state_dwell: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    """Seconds a new battery state must hold before it is published (no `battery` event before)."""
+    battery_state_band: Annotated[float, Field(ge=0, le=100_000)] = 350.0
+    """Watts either side of zero a battery reads idle in (self-consumption hovers ±50-300 W)."""
+    runway_smoothing: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    """Seconds the backup runway is averaged over (the house load's time constant; 0 = none)."""
     summary_interval: Annotated[float, Field(ge=1, le=60)] = 1.0
     """The summary topic for small displays is published at most this often (seconds)."""
     pin_gateway_certificate: bool = False
