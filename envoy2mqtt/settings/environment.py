@@ -6,12 +6,21 @@ and `.env.example` documents the same settings for a file.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from envoy2mqtt.settings.gateways import (
     BatteryInterval,
@@ -31,6 +40,40 @@ from envoy2mqtt.settings.gateways import (
 ENLIGHTEN_LOGIN_URL = "https://enlighten.enphaseenergy.com/login/login.json?"
 ENTREZ_TOKEN_URL = "https://entrez.enphaseenergy.com/tokens"  # noqa: S105 - a URL
 _TOPIC_BAD = re.compile(r"[+#\x00-\x1f]")
+_FIELD_IN_SOURCE_ERROR = re.compile(r'field "(\w+)"')
+
+
+def split_list(value: object) -> object:
+    """A list setting's text as its items: `20,10` (what .env.example shows) or `[20, 10]`."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("expected a JSON list such as [20, 10], or 20,10") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# A list of plain values in any form: pydantic-settings would otherwise insist on JSON in the
+# environment and .env (and fail there with a traceback), while a flag gave the comma form.
+IntList = Annotated[list[int], NoDecode, BeforeValidator(split_list)]
+
+
+def default_state_dir() -> Path:
+    """Where state lives unless STATE_DIR says: the XDG state folder, never the working folder.
+
+    `run` and `health` must agree from any directory; the Docker image and the add-on set
+    STATE_DIR=/data themselves.
+    """
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is to be ignored
+        return Path(xdg) / "envoy2mqtt"
+    try:
+        return Path.home() / ".local" / "state" / "envoy2mqtt"
+    except RuntimeError:  # no home directory at all (a bare service user)
+        return Path("state").absolute()
 
 
 class Settings(BaseSettings):
@@ -141,15 +184,15 @@ class Settings(BaseSettings):
             raise ValueError("give the oldest Home Assistant release to support, e.g. 2024.1")
         return value.strip()
 
-    state_dir: Path = Path("./state")
-    """Where the token cache, battery counters, certificate pins and health file live."""
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """Where the token cache, counters, certificate pins and health file live."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
     clamp_negative_production: bool = True
     """Publish small negative night-time production as 0."""
     grid_debounce: Annotated[int, Field(ge=1, le=10)] = 2
     """Consecutive reads before a changed grid status is believed."""
-    soc_thresholds: list[int] = [20, 10]
+    soc_thresholds: IntList = [20, 10]
     """Battery state-of-charge thresholds (percent) that raise an event when crossed."""
     summary_interval: Annotated[float, Field(ge=1, le=60)] = 1.0
     """The summary topic for small displays is published at most this often (seconds)."""
@@ -201,13 +244,6 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_window(cls, value: str) -> str:
         parse_quiet_window(value)
-        return value
-
-    @field_validator("soc_thresholds", mode="before")
-    @classmethod
-    def _thresholds(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", "").split(",") if part]
         return value
 
     @model_validator(mode="after")
@@ -269,3 +305,17 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
         raise ConfigError(describe_error(err)) from None
+    except SettingsError as err:  # a source could not decode a value (GATEWAYS not JSON, ...)
+        found = _FIELD_IN_SOURCE_ERROR.search(str(err))
+        name = found.group(1).upper() if found else "settings"
+        raise ConfigError(f"{name}: cannot be read ({_reason(err)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(".env: not UTF-8 text") from None
+
+
+def _reason(err: SettingsError) -> str:
+    """What the source said about the value, without the value itself."""
+    cause = err.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        return f"not valid JSON: {cause.msg}"
+    return type(cause).__name__ if cause is not None else "invalid"
