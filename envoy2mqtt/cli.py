@@ -140,7 +140,8 @@ def _help(field: FieldInfo) -> str:
     return f"{text} (default: {default})"
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
+def setting_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given as flags, by field name (the rest come from the environment)."""
     out: dict[str, object] = {}
     for key, value in vars(args).items():
         if key.startswith("setting_") and value is not None:
@@ -247,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from envoy2mqtt.sim import list_captures
 
             return _print("\n".join(list_captures()))
-        settings = load_settings(**_overrides(args))
+        settings = load_settings(**setting_overrides(args))
         _configure_logging(settings.log_level)
         if command == "health":
             from envoy2mqtt.healthcheck import check_health
