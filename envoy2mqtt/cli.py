@@ -9,17 +9,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, get_args, get_origin
-
-from pydantic import SecretStr
-from pydantic.fields import FieldInfo
 
 from envoy2mqtt import __version__
 from envoy2mqtt.settings import ConfigError, Settings, load_settings
-from envoy2mqtt.settings.sections import SECTIONS, TEST_ONLY, section_of
+from envoy2mqtt.settings.flags import HelpFormatter, add_setting_flags, setting_overrides
 
-# GATEWAYS is JSON only (GATEWAYS_FILE is its flag); the test-only settings have no flag at all
-SKIP_FLAGS = frozenset({"gateways"}) | TEST_ONLY
 SEE_RUN = (
     "Every setting of `envoy2mqtt run --help` applies here too, as a flag, an environment "
     "variable or a line in ./.env."
@@ -39,116 +33,6 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _Switch(argparse.Action):
-    """`--x` alone turns a boolean setting on, `--x false` or `--no-x` off."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[object] | None,
-        option_string: str | None = None,
-    ) -> None:
-        """Store the setting's text for pydantic to read, as the environment would give it."""
-        if option_string is not None and option_string.startswith("--no-"):
-            if values is not None:
-                parser.error(f"{option_string} takes no value")
-            values = "false"
-        setattr(namespace, self.dest, "true" if values is None else values)
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Help with the settings' column wide enough for most flags, switches shown once."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=36)
-
-    def _format_action_invocation(self, action: argparse.Action) -> str:
-        if isinstance(action, _Switch):
-            on, off = action.option_strings
-            return f"{on} [BOOL], {off}"
-        return super()._format_action_invocation(action)
-
-
-def _add_setting_flags(parser: argparse.ArgumentParser, shown: Sequence[str] | None) -> None:
-    """One flag per setting, e.g. --mqtt-host for MQTT_HOST; flags override the environment.
-
-    `shown`: the settings the command's help lists (None: all, grouped by section); the others
-    are accepted all the same.
-    """
-    fields = {n: f for n, f in Settings.model_fields.items() if n not in SKIP_FLAGS}
-    if shown is None:
-        groups = {
-            section.title: parser.add_argument_group(section.title)
-            for section in SECTIONS
-            if any(section_of(name) == section for name in fields)
-        }
-    else:
-        listed = parser.add_argument_group("settings it reads (each also an environment variable)")
-    for name, field in fields.items():
-        if shown is None:
-            group = groups[section_of(name).title]
-            text = _help(field)
-        else:
-            group = listed
-            text = _help(field) if name in shown else argparse.SUPPRESS
-        flag = "--" + name.replace("_", "-")
-        if _is_bool(field):
-            group.add_argument(
-                flag,
-                "--no-" + flag.removeprefix("--"),
-                dest=f"setting_{name}",
-                action=_Switch,
-                nargs="?",
-                metavar="BOOL",
-                help=text,
-            )
-        else:
-            group.add_argument(flag, dest=f"setting_{name}", metavar=_metavar(field), help=text)
-
-
-def _is_bool(field: FieldInfo) -> bool:
-    return field.annotation is bool
-
-
-def _metavar(field: FieldInfo) -> str:
-    """A short word for the value a flag takes (its environment name is in the help's head)."""
-    annotation = field.annotation
-    if get_origin(annotation) is Literal:
-        return "{" + ",".join(str(arg) for arg in get_args(annotation)) + "}"
-    if get_origin(annotation) is list:
-        return "A,B,..."
-    words = {int: "N", float: "N", Path: "PATH", SecretStr: "SECRET"}
-    for kind, word in words.items():
-        if annotation is kind or kind in get_args(annotation):
-            return word
-    return "TEXT"
-
-
-def _help(field: FieldInfo) -> str:
-    """The setting's own description, its default, and for a secret where to keep it."""
-    text = " ".join((field.description or "").split()).replace("%", "%%")  # argparse's %
-    if field.annotation is not None and "SecretStr" in str(field.annotation):
-        return f"{text} (a secret: prefer the environment or a *_FILE)"
-    default = field.get_default(call_default_factory=True)
-    if default is None or default in ("", []):
-        return text  # unset unless given: nothing to add
-    if isinstance(default, bool):
-        default = str(default).lower()
-    elif isinstance(default, list):
-        default = ",".join(str(item) for item in default)
-    return f"{text} (default: {default})"
-
-
-def setting_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings given as flags, by field name (the rest come from the environment)."""
-    out: dict[str, object] = {}
-    for key, value in vars(args).items():
-        if key.startswith("setting_") and value is not None:
-            out[key.removeprefix("setting_")] = value
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -160,17 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run the bridge (the default)",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         usage="envoy2mqtt run [--SETTING VALUE ...]",
         description="Run the bridge. Each setting is a flag, an environment variable "
         "(--mqtt-host is MQTT_HOST) or a line in ./.env; flags win. A yes/no flag alone "
         "turns it on (--shedding-dry-run); --no-shedding-dry-run turns it off.",
     )
-    _add_setting_flags(run, None)
+    add_setting_flags(run, None)
     demo = commands.add_parser(
         "demo",
         help="run against the built-in simulated gateway, with a broker if none is set",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         epilog=SEE_RUN,
     )
     demo.add_argument(
@@ -188,20 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once the gateway's first N values arrived (0: never)",
     )
     demo.add_argument("--quiet", action="store_true", help="do not print the topics")
-    _add_setting_flags(demo, COMMAND_SETTINGS["demo"])
+    add_setting_flags(demo, COMMAND_SETTINGS["demo"])
     token = commands.add_parser(
         "token",
         help="obtain or check a token and print its status",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         epilog=SEE_RUN,
     )
     token.add_argument("--show", action="store_true", help="also print the token itself")
     token.add_argument("--renew", action="store_true", help="obtain a fresh token from Enlighten")
-    _add_setting_flags(token, COMMAND_SETTINGS["token"])
+    add_setting_flags(token, COMMAND_SETTINGS["token"])
     health = commands.add_parser(
         "health",
         help="exit 0 if the bridge published recently",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         epilog=SEE_RUN,
     )
     health.add_argument(
@@ -211,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail when nothing was published this long (default: 2 x HEARTBEAT_INTERVAL + 60)",
     )
-    _add_setting_flags(health, COMMAND_SETTINGS["health"])
+    add_setting_flags(health, COMMAND_SETTINGS["health"])
     topics = commands.add_parser("topics", help="print the topic reference (Markdown)")
     topics.add_argument("--readme", type=Path, help="rewrite the reference block in this README")
     discover = commands.add_parser("discover", help="list the gateways found on the LAN by mDNS")

@@ -99,7 +99,7 @@ def _subcommand(name: str) -> argparse.ArgumentParser:
 
 def test_every_setting_flag_says_what_it_is_and_its_default() -> None:
     from envoy2mqtt.settings import Settings
-    from envoy2mqtt.settings.sections import TEST_ONLY
+    from envoy2mqtt.settings.flags import TEST_ONLY
 
     helps = {a.dest.removeprefix("setting_"): a.help for a in _subcommand("run")._actions}
     for name, field in Settings.model_fields.items():
@@ -175,8 +175,9 @@ def test_test_only_settings_stay_settings_but_have_no_flag(
 def test_a_boolean_flag_works_bare(
     argv: list[str], expected: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from envoy2mqtt.cli import build_parser, setting_overrides
+    from envoy2mqtt.cli import build_parser
     from envoy2mqtt.settings import load_settings
+    from envoy2mqtt.settings.flags import setting_overrides
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SHEDDING_DRY_RUN", raising=False)

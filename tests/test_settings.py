@@ -8,8 +8,9 @@ from typing import get_args, get_origin
 
 import pytest
 
-from envoy2mqtt.cli import build_parser, setting_overrides
+from envoy2mqtt.cli import build_parser
 from envoy2mqtt.settings import ConfigError, Settings, load_settings
+from envoy2mqtt.settings.flags import setting_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,22 +6,14 @@ and `.env.example` documents the same settings for a file.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from envoy2mqtt.settings.forms import IntList, default_state_dir, describe_source_error
 from envoy2mqtt.settings.gateways import (
     BatteryInterval,
     Cadence,
@@ -40,40 +32,6 @@ from envoy2mqtt.settings.gateways import (
 ENLIGHTEN_LOGIN_URL = "https://enlighten.enphaseenergy.com/login/login.json?"
 ENTREZ_TOKEN_URL = "https://entrez.enphaseenergy.com/tokens"  # noqa: S105 - a URL
 _TOPIC_BAD = re.compile(r"[+#\x00-\x1f]")
-_FIELD_IN_SOURCE_ERROR = re.compile(r'field "(\w+)"')
-
-
-def split_list(value: object) -> object:
-    """A list setting's text as its items: `20,10` (what .env.example shows) or `[20, 10]`."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise ValueError("expected a JSON list such as [20, 10], or 20,10") from None
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-# A list of plain values in any form: pydantic-settings would otherwise insist on JSON in the
-# environment and .env (and fail there with a traceback), while a flag gave the comma form.
-IntList = Annotated[list[int], NoDecode, BeforeValidator(split_list)]
-
-
-def default_state_dir() -> Path:
-    """Where state lives unless STATE_DIR says: the XDG state folder, never the working folder.
-
-    `run` and `health` must agree from any directory; the Docker image and the add-on set
-    STATE_DIR=/data themselves.
-    """
-    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
-    if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is to be ignored
-        return Path(xdg) / "envoy2mqtt"
-    try:
-        return Path.home() / ".local" / "state" / "envoy2mqtt"
-    except RuntimeError:  # no home directory at all (a bare service user)
-        return Path("state").absolute()
 
 
 class Settings(BaseSettings):
@@ -306,16 +264,6 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as err:
         raise ConfigError(describe_error(err)) from None
     except SettingsError as err:  # a source could not decode a value (GATEWAYS not JSON, ...)
-        found = _FIELD_IN_SOURCE_ERROR.search(str(err))
-        name = found.group(1).upper() if found else "settings"
-        raise ConfigError(f"{name}: cannot be read ({_reason(err)})") from None
+        raise ConfigError(describe_source_error(err)) from None
     except UnicodeDecodeError:
         raise ConfigError(".env: not UTF-8 text") from None
-
-
-def _reason(err: SettingsError) -> str:
-    """What the source said about the value, without the value itself."""
-    cause = err.__cause__
-    if isinstance(cause, json.JSONDecodeError):
-        return f"not valid JSON: {cause.msg}"
-    return type(cause).__name__ if cause is not None else "invalid"
