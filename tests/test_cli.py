@@ -217,3 +217,19 @@ def test_other_commands_show_only_their_own_options(command: str, own: list[str]
     assert len(done.stdout.splitlines()) < 40
     # not listed, still accepted: settings are settings everywhere
     assert _subcommand(command).parse_args(["--poll-interval", "30"]).setting_poll_interval == "30"
+
+
+def test_health_without_a_bridge_names_the_folder_it_looked_in(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "health"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    folder = tmp_path / ".local/state/envoy2mqtt"
+    assert done.stdout.startswith(f"no health file in {folder}: is the bridge running"), done
+    assert "Traceback" not in done.stderr
