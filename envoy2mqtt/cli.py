@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="which real capture the simulated gateway replays (default: %(default)s)",
     )
     demo.add_argument("--list-captures", action="store_true", help="list the captures and exit")
-    demo.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="stop after this long (0: never)",
+    )
     demo.add_argument(
         "--until-values",
         type=int,
