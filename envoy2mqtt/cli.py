@@ -10,45 +10,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic.fields import FieldInfo
-
 from envoy2mqtt import __version__
 from envoy2mqtt.settings import ConfigError, Settings, load_settings
+from envoy2mqtt.settings.flags import HelpFormatter, add_setting_flags, setting_overrides
 
-SKIP_FLAGS = frozenset({"gateways"})
-
-
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting, e.g. --mqtt-host for MQTT_HOST; flags override the environment."""
-    group = parser.add_argument_group("settings (each also an environment variable)")
-    for name, field in Settings.model_fields.items():
-        if name in SKIP_FLAGS:
-            continue
-        flag = "--" + name.replace("_", "-")
-        group.add_argument(flag, dest=f"setting_{name}", metavar=name.upper(), help=_help(field))
-
-
-def _help(field: FieldInfo) -> str:
-    """The setting's own description, its default, and for a secret where to keep it."""
-    text = (field.description or "").replace("%", "%%")  # argparse formats help with %
-    if field.annotation is not None and "SecretStr" in str(field.annotation):
-        return f"{text} (a secret: prefer the environment or a *_FILE)"
-    default = field.get_default(call_default_factory=True)
-    if default is None or default in ("", []):
-        return f"{text} (default: unset)"
-    if isinstance(default, bool):
-        default = str(default).lower()
-    elif isinstance(default, list):
-        default = ",".join(str(item) for item in default)
-    return f"{text} (default: {default})"
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in vars(args).items():
-        if key.startswith("setting_") and value is not None:
-            out[key.removeprefix("setting_")] = value
-    return out
+SEE_RUN = (
+    "Every setting of `envoy2mqtt run --help` applies here too, as a flag, an environment "
+    "variable or a line in ./.env."
+)
+# what each command other than `run` reads; their other setting flags work but are not listed
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "demo": ("mqtt_host", "mqtt_port", "mqtt_username", "mqtt_password_file", "mqtt_base_topic"),
+    "token": (
+        "envoy_host",
+        "envoy_serial",
+        "envoy_username",
+        "envoy_password_file",
+        "envoy_token_file",
+        "state_dir",
+    ),
+    "health": ("state_dir", "health_gateway_grace"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,10 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"envoy2mqtt {__version__}")
     commands = parser.add_subparsers(dest="command")
-    run = commands.add_parser("run", help="run the bridge (the default)")
-    _add_setting_flags(run)
+    run = commands.add_parser(
+        "run",
+        help="run the bridge (the default)",
+        formatter_class=HelpFormatter,
+        usage="envoy2mqtt run [--SETTING VALUE ...]",
+        description="Run the bridge. Each setting is a flag, an environment variable "
+        "(--mqtt-host is MQTT_HOST) or a line in ./.env; flags win. A yes/no flag alone "
+        "turns it on (--shedding-dry-run); --no-shedding-dry-run turns it off.",
+    )
+    add_setting_flags(run, None)
     demo = commands.add_parser(
-        "demo", help="run against the built-in simulated gateway, with a broker if none is set"
+        "demo",
+        help="run against the built-in simulated gateway, with a broker if none is set",
+        formatter_class=HelpFormatter,
+        epilog=SEE_RUN,
     )
     demo.add_argument(
         "--capture",
@@ -70,16 +63,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="which real capture the simulated gateway replays (default: %(default)s)",
     )
     demo.add_argument("--list-captures", action="store_true", help="list the captures and exit")
-    demo.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="stop after this long (0: never)",
+    )
+    demo.add_argument(
+        "--until-values",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop once the gateway's first N values arrived (0: never)",
+    )
     demo.add_argument("--quiet", action="store_true", help="do not print the topics")
-    _add_setting_flags(demo)
-    token = commands.add_parser("token", help="obtain or check a token and print its status")
+    add_setting_flags(demo, COMMAND_SETTINGS["demo"])
+    token = commands.add_parser(
+        "token",
+        help="obtain or check a token and print its status",
+        formatter_class=HelpFormatter,
+        epilog=SEE_RUN,
+    )
     token.add_argument("--show", action="store_true", help="also print the token itself")
     token.add_argument("--renew", action="store_true", help="obtain a fresh token from Enlighten")
-    _add_setting_flags(token)
-    health = commands.add_parser("health", help="exit 0 if the bridge published recently")
-    health.add_argument("--max-age", type=float, default=None)
-    _add_setting_flags(health)
+    add_setting_flags(token, COMMAND_SETTINGS["token"])
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the bridge published recently",
+        formatter_class=HelpFormatter,
+        epilog=SEE_RUN,
+    )
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail when nothing was published this long (default: 2 x HEARTBEAT_INTERVAL + 60)",
+    )
+    add_setting_flags(health, COMMAND_SETTINGS["health"])
     topics = commands.add_parser("topics", help="print the topic reference (Markdown)")
     topics.add_argument("--readme", type=Path, help="rewrite the reference block in this README")
     discover = commands.add_parser("discover", help="list the gateways found on the LAN by mDNS")
@@ -116,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from envoy2mqtt.sim import list_captures
 
             return _print("\n".join(list_captures()))
-        settings = load_settings(**_overrides(args))
+        settings = load_settings(**setting_overrides(args))
         _configure_logging(settings.log_level)
         if command == "health":
             from envoy2mqtt.healthcheck import check_health
@@ -136,7 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from envoy2mqtt.demo import demo
 
             return asyncio.run(
-                demo(settings, args.capture, duration=args.duration, quiet=args.quiet)
+                demo(
+                    settings,
+                    args.capture,
+                    duration=args.duration,
+                    quiet=args.quiet,
+                    until_values=args.until_values,
+                )
             )
         return asyncio.run(_run(settings))
     except ConfigError as err:

@@ -63,7 +63,11 @@ def check_health(state_dir: Path, max_age: float, gateway_grace: float = 300.0) 
     try:
         body = json.loads((state_dir / HEALTH_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False, f"no health file in {state_dir}: is the bridge running?"
+        # the usual cause besides a stopped bridge: `health` and `run` see different STATE_DIRs
+        return False, (
+            f"no health file in {state_dir}: is the bridge running, with this STATE_DIR "
+            "(the same environment or .env as `envoy2mqtt run`)?"
+        )
     if not isinstance(body, dict) or not _alive(body.get("pid")):
         return False, f"the bridge that wrote {state_dir / HEALTH_FILE} is not running"
     now = time.time()

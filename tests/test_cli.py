@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from envoy2mqtt.healthcheck import HEALTH_FILE, HealthFile, check_health
 
@@ -83,24 +87,149 @@ def test_health_file_remembers_when_a_gateway_was_last_online(tmp_path: Path) ->
     assert ok, message
 
 
-def test_every_setting_flag_says_what_it_is_and_its_default() -> None:
+def _subcommand(name: str) -> argparse.ArgumentParser:
     from envoy2mqtt.cli import build_parser
-    from envoy2mqtt.settings import Settings
 
-    parser = build_parser()
-    run = next(
-        action.choices["run"]
-        for action in parser._actions
-        if isinstance(action.choices, dict) and "run" in action.choices
-    )
-    helps = {a.dest.removeprefix("setting_"): a.help for a in run._actions}
+    for action in build_parser()._actions:
+        if isinstance(action.choices, dict) and name in action.choices:
+            parser: argparse.ArgumentParser = action.choices[name]
+            return parser
+    raise AssertionError(name)
+
+
+def test_every_setting_flag_says_what_it_is_and_its_default() -> None:
+    from envoy2mqtt.settings import Settings
+    from envoy2mqtt.settings.flags import TEST_ONLY
+
+    helps = {a.dest.removeprefix("setting_"): a.help for a in _subcommand("run")._actions}
     for name, field in Settings.model_fields.items():
-        if name == "gateways":
-            continue  # JSON only: GATEWAYS_FILE is its flag
+        if name == "gateways" or name in TEST_ONLY:
+            continue  # JSON only (GATEWAYS_FILE is its flag); test-only: environment only
         text = helps.get(name)
         assert text, f"--{name.replace('_', '-')} has no help"
         assert field.description
-        assert field.description.replace("%", "%%") in text
-        assert "(default: " in text or "(a secret" in text, text
+        assert " ".join(field.description.split()).replace("%", "%%") in text
+        default = field.get_default(call_default_factory=True)
+        if default not in (None, "", []) and "SecretStr" not in str(field.annotation):
+            assert "(default: " in text, text
     assert "(default: 60.0)" in str(helps["poll_interval"])
     assert "(default: none)" in str(helps["controls"])
+
+
+def _run_help() -> str:
+    done = subprocess.run(
+        [*CLI, "run", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_run_help_is_grouped_by_topic_without_test_only_settings() -> None:
+    text = _run_help()
+    headings = [line.rstrip(":") for line in text.splitlines() if re.fullmatch(r"\S.*:", line)]
+    assert headings == [
+        "options",
+        "gateway",
+        "MQTT",
+        "Home Assistant",
+        "cadences (seconds)",
+        "controls (README: Controls)",
+        "load shedding (README: Load shedding)",
+        "advanced",
+    ]
+    mqtt = text.split("\nMQTT:\n", 1)[1].split("\n\n", 1)[0]
+    assert "--mqtt-host" in mqtt
+    assert "--poll-interval" not in mqtt
+    for flag in ("--enlighten-login-url", "--entrez-token-url"):
+        assert flag not in text
+    assert "--shedding-dry-run [BOOL], --no-shedding-dry-run" in text
+
+
+def test_test_only_settings_stay_settings_but_have_no_flag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from envoy2mqtt.cli import build_parser
+    from envoy2mqtt.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENLIGHTEN_LOGIN_URL", "http://127.0.0.1:9/login")
+    assert load_settings().enlighten_login_url == "http://127.0.0.1:9/login"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--enlighten-login-url", "x"])
+    example = (Path(__file__).parent.parent / ".env.example").read_text(encoding="utf-8")
+    for_testing = example.split("--- For testing", 1)[1]
+    assert "#ENLIGHTEN_LOGIN_URL=" in for_testing
+    assert "#ENTREZ_TOKEN_URL=" in for_testing
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], False),
+        (["--shedding-dry-run"], True),
+        (["--shedding-dry-run", "true"], True),
+        (["--shedding-dry-run", "false"], False),
+        (["--no-shedding-dry-run"], False),
+        (["--shedding-dry-run", "--mqtt-port", "1884"], True),  # bare, then another flag
+    ],
+)
+def test_a_boolean_flag_works_bare(
+    argv: list[str], expected: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from envoy2mqtt.cli import build_parser
+    from envoy2mqtt.settings import load_settings
+    from envoy2mqtt.settings.flags import setting_overrides
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHEDDING_DRY_RUN", raising=False)
+    args = build_parser().parse_args(["run", *argv])
+    assert load_settings(**setting_overrides(args)).shedding_dry_run is expected
+
+
+def test_a_no_flag_takes_no_value() -> None:
+    done = subprocess.run(
+        [*CLI, "run", "--no-shedding-dry-run", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--no-shedding-dry-run takes no value" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "own"),
+    [
+        ("token", ["--show", "--renew", "--envoy-host"]),
+        ("health", ["--max-age", "--state-dir"]),
+        ("demo", ["--capture", "--until-values", "--mqtt-host"]),
+    ],
+)
+def test_other_commands_show_only_their_own_options(command: str, own: list[str]) -> None:
+    done = subprocess.run(
+        [*CLI, command, "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for flag in own:
+        assert flag in done.stdout
+    for flag in ("--poll-interval", "--ha-compat", "--control-watch", "--shedding-dry-run"):
+        assert flag not in done.stdout, flag
+    assert len(done.stdout.splitlines()) < 40
+    # not listed, still accepted: settings are settings everywhere
+    assert _subcommand(command).parse_args(["--poll-interval", "30"]).setting_poll_interval == "30"
+
+
+def test_health_without_a_bridge_names_the_folder_it_looked_in(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "health"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    folder = tmp_path / ".local/state/envoy2mqtt"
+    assert done.stdout.startswith(f"no health file in {folder}: is the bridge running"), done
+    assert "Traceback" not in done.stderr

@@ -1,12 +1,18 @@
 """Configuration: environment, files, CLI flags; one clear line on a bad setting."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
 
-from envoy2mqtt.settings import ConfigError, load_settings
+from envoy2mqtt.cli import build_parser
+from envoy2mqtt.settings import ConfigError, Settings, load_settings
+from envoy2mqtt.settings.flags import setting_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +25,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "MQTT_HOST",
         "MQTT_PORT",
         "GATEWAYS",
+        "SOC_THRESHOLDS",
+        "STATE_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -103,3 +111,94 @@ def test_cli_prints_one_clear_line_without_traceback(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("envoy2mqtt: configuration error: MQTT_PORT:")
     assert "Traceback" not in result.stderr
+
+
+# --- every form a list setting comes in -------------------------------------------------------
+
+_SAMPLES: dict[type, tuple[str, str, list[object]]] = {
+    int: ("20,10", "[20, 10]", [20, 10]),
+    float: ("1.5, 2", "[1.5, 2]", [1.5, 2.0]),
+    str: ("a,b", '["a", "b"]', ["a", "b"]),
+}
+
+
+def _list_settings() -> dict[str, type]:
+    """Every setting that is a list of plain values (GATEWAYS, a list of objects, is JSON only)."""
+    found = {}
+    for name, field in Settings.model_fields.items():
+        if get_origin(field.annotation) is list:
+            (item,) = get_args(field.annotation)
+            if item in _SAMPLES:
+                found[name] = item
+    return found
+
+
+def test_there_are_list_settings_to_check() -> None:
+    assert "soc_thresholds" in _list_settings()
+
+
+@pytest.mark.parametrize("name", sorted(_list_settings()))
+def test_a_list_setting_reads_the_comma_and_the_json_form_everywhere(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    comma, json_form, expected = _SAMPLES[_list_settings()[name]]
+    for text in (comma, json_form):
+        monkeypatch.setenv(name.upper(), text)
+        assert getattr(load_settings(), name) == expected, f"environment {text!r}"
+        monkeypatch.delenv(name.upper())
+        (tmp_path / ".env").write_text(f"{name.upper()}={text}\n", encoding="utf-8")
+        assert getattr(load_settings(), name) == expected, f".env {text!r}"
+        (tmp_path / ".env").unlink()
+        flag = "--" + name.replace("_", "-")
+        args = build_parser().parse_args(["run", flag, text])
+        assert getattr(load_settings(**setting_overrides(args)), name) == expected, flag
+
+
+def test_the_shipped_example_loads(tmp_path: Path) -> None:
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    settings = load_settings()
+    assert settings.soc_thresholds == [20, 10]
+    assert settings.state_dir.is_absolute()  # never ./state: `health` runs from elsewhere
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SOC_THRESHOLDS", "20,ten", "SOC_THRESHOLDS: Input should be a valid integer"),
+        ("SOC_THRESHOLDS", "[20,", "SOC_THRESHOLDS: expected a JSON list"),
+        ("GATEWAYS", "not json", "GATEWAYS: cannot be read (not valid JSON"),
+    ],
+)
+def test_a_bad_value_in_env_is_one_line_naming_the_setting(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    (tmp_path / ".env").write_text(f"{name}={value}\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "envoy2mqtt.cli", "run"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ENVOY_HOST": "127.0.0.1"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"envoy2mqtt: configuration error: {expected}"), lines[0]
+
+
+# --- where the state lives ------------------------------------------------------------------
+
+
+def test_state_dir_follows_xdg_not_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert load_settings().state_dir == tmp_path / "xdg" / "envoy2mqtt"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative")  # the spec says: ignore it
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_settings().state_dir == tmp_path / "home" / ".local/state/envoy2mqtt"
+    monkeypatch.setenv("STATE_DIR", "/data")  # the Docker image's and the add-on's
+    assert load_settings().state_dir == Path("/data")

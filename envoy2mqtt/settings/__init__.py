@@ -2,8 +2,10 @@
 
 `environment` is the `Settings` model (every setting, each with its description); `gateways`
 one gateway's settings and cadence (GATEWAYS / GATEWAYS_FILE) and the one-line error for a bad
-value. Pure pydantic models; may import: pydantic, pydantic-settings, PyYAML; nothing else of
-envoy2mqtt.
+value; `forms` the forms a value takes in text (lists: `20,10` or JSON) and the default
+STATE_DIR; `flags` the settings as command-line flags, grouped by topic for `--help`. Pure
+pydantic models; may import: pydantic, pydantic-settings, PyYAML, the standard library; nothing
+else of envoy2mqtt.
 """
 
 from envoy2mqtt.settings.environment import (

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from envoy2mqtt.settings.forms import IntList, default_state_dir, describe_source_error
 from envoy2mqtt.settings.gateways import (
     BatteryInterval,
     Cadence,
@@ -141,15 +142,15 @@ class Settings(BaseSettings):
             raise ValueError("give the oldest Home Assistant release to support, e.g. 2024.1")
         return value.strip()
 
-    state_dir: Path = Path("./state")
-    """Where the token cache, battery counters, certificate pins and health file live."""
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """Where the token cache, counters, certificate pins and health file live."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
     clamp_negative_production: bool = True
     """Publish small negative night-time production as 0."""
     grid_debounce: Annotated[int, Field(ge=1, le=10)] = 2
     """Consecutive reads before a changed grid status is believed."""
-    soc_thresholds: list[int] = [20, 10]
+    soc_thresholds: IntList = [20, 10]
     """Battery state-of-charge thresholds (percent) that raise an event when crossed."""
     battery_state_dwell: Annotated[float, Field(ge=0, le=3600)] = 30.0
     """Seconds a new battery state must hold before it is published (no `battery` event before)."""
@@ -207,13 +208,6 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_window(cls, value: str) -> str:
         parse_quiet_window(value)
-        return value
-
-    @field_validator("soc_thresholds", mode="before")
-    @classmethod
-    def _thresholds(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", "").split(",") if part]
         return value
 
     @model_validator(mode="after")
@@ -275,3 +269,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
         raise ConfigError(describe_error(err)) from None
+    except SettingsError as err:  # a source could not decode a value (GATEWAYS not JSON, ...)
+        raise ConfigError(describe_source_error(err)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(".env: not UTF-8 text") from None
