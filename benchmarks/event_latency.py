@@ -164,6 +164,9 @@ async def measure(options: Options) -> Run:
                 fast_interval=options.fast,
                 battery_interval=options.battery,
                 grid_debounce=options.debounce,
+                # latency of the battery event itself: the dwell that keeps the field's noise
+                # from raising events (BATTERY_STATE_DWELL) would only add its 30 s
+                battery_state_dwell=0,
             )
             base = f"bench/{gateway.serial}"
             ready = {f"{base}/grid_status", f"{base}/battery_state"}

@@ -106,6 +106,7 @@ class App:
                 options,
                 tokens=token_source(settings, gateway),
                 request_timeout=settings.request_timeout,
+                slow_timeout=settings.slow_request_timeout,
                 state_dir=settings.state_dir,
                 pins=CertificatePins(settings.state_dir)
                 if settings.pin_gateway_certificate
@@ -152,11 +153,16 @@ class App:
                     await features.enter_async_context(feature)
                 self.link.subscribe(self.settings.ha_status_topic, self._on_ha_status)
                 tasks.create_task(self.link.run(), name="mqtt")
-                for bridge in self.bridges:
+                polling = [
                     tasks.create_task(bridge.run(), name=f"bridge {bridge.settings.host}")
+                    for bridge in self.bridges
+                ]
                 if self.finder is not None:
                     tasks.create_task(self.finder.run(), name="mdns")
                 await stop.wait()
+                for task in polling:  # no read may mark a gateway online after its goodbye
+                    task.cancel()
+                await asyncio.wait(polling, timeout=2.0)
                 await self._goodbye()
                 raise Stopped  # noqa: TRY301 - ends the TaskGroup, cancelling every task
         except* Stopped:

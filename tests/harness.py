@@ -14,8 +14,9 @@ from pyenphase import Envoy
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.app import App
+from envoy2mqtt.gateway.gate import endpoint_class
 from envoy2mqtt.settings import Settings
-from envoy2mqtt.sim import SimulatedGateway
+from envoy2mqtt.sim import RequestRecord, SimulatedGateway
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -85,3 +86,33 @@ def benchmark_main(script: str) -> Callable[[Sequence[str]], int]:
     spec.loader.exec_module(module)
     main: Callable[[Sequence[str]], int] = module.main
     return main
+
+
+def in_flight(log: Sequence[RequestRecord]) -> dict[str, int]:
+    """The most requests the bridge had at the gateway at once: "all", and per endpoint class
+    as the bridge's gate classes them ("fast": /ivp/* and the like, "slow": the pages).
+
+    Requests never answered (status 0: the bridge gave up on them at its timeout, the
+    simulator holds them until its fault is cleared) are left out.
+    """
+    moments = sorted(
+        (moment, step, str(endpoint_class(r.path)))
+        for r in log
+        if r.status
+        for moment, step in ((r.start, 1), (r.end, -1))
+    )  # at one instant an answer ends before the next request starts (-1 sorts first)
+    now: dict[str, int] = {"all": 0, "fast": 0, "slow": 0}
+    most = dict(now)
+    for _moment, step, kind in moments:
+        for key in ("all", kind):
+            now[key] += step
+            most[key] = max(most[key], now[key])
+    return most
+
+
+def assert_polite(gateway: SimulatedGateway) -> None:
+    """Never two requests of one class at once, so never more than two at all."""
+    most = in_flight(gateway.stats.log)
+    assert most["fast"] <= 1, most
+    assert most["slow"] <= 1, most
+    assert most["all"] <= 2, most

@@ -21,6 +21,7 @@ from envoy2mqtt.auth.fixed import FixedToken
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import GatewayError, GatewayUnavailable
+from envoy2mqtt.gateway.gate import EndpointClass
 from envoy2mqtt.gateway.translate import raised_by_parser, translated, translation
 from envoy2mqtt.sim import Fault, SimulatedGateway
 
@@ -32,7 +33,7 @@ GARBAGE = [Fault.HTML, Fault.TRUNCATED_JSON, Fault.EMPTY]
 async def connected(
     capture: str = BATTERY_SITE,
     timeout: float = 5.0,
-    on_answer: Callable[[float], None] | None = None,
+    on_answer: Callable[[float, EndpointClass], None] | None = None,
 ) -> AsyncIterator[tuple[SimulatedGateway, GatewayClient]]:
     """A simulated gateway and a client connected to it."""
     async with SimulatedGateway(capture=capture) as gateway:
@@ -176,7 +177,7 @@ async def test_a_bug_called_from_inside_pyenphase_stays_ours() -> None:
 
     broken = False  # the connect goes through; then the callback breaks
 
-    def pace(_took: float) -> None:
+    def pace(_took: float, _kind: EndpointClass) -> None:
         if broken:
             raise KeyError("lane")
 

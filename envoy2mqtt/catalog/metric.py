@@ -99,7 +99,7 @@ class Reading:
     value: Value
 
 
-SNAPSHOT_PARTS: Final = ("gateway", "auth", "derived")
+SNAPSHOT_PARTS: Final = ("gateway", "auth", "derived", "grid")
 """Parts of a snapshot beyond pyenphase's data that a source may read."""
 
 Inputs = tuple[str, ...] | None

@@ -71,7 +71,7 @@ def _export_watts(snap: Snapshot) -> int | None:
 
 
 def _grid(snap: Snapshot) -> str | None:
-    status = grid_status(snap.data)
+    status = grid_status(snap.data) or snap.grid  # the early watch until the probe is done
     return status.value if status is not None else None
 
 
@@ -195,6 +195,7 @@ GATEWAY = GatewayMetrics(
         "ctmeters",
         "enpower",
         "collar",
+        "grid",
     ),
 )
 

@@ -63,6 +63,9 @@ class Snapshot:
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     auth: AuthStatus | None = None
     derived: dict[str, float] = field(default_factory=dict)
+    # the grid as read straight from the relay or collar before the probe has told what the
+    # gateway has (`data` knows no System Controller yet): the grid watch from the start
+    grid: GridStatus | None = None
 
 
 KNOWN_RELAY_STATES: Final = frozenset({"closed", "open", "open synchronizing", "open synchronized"})

@@ -1,10 +1,12 @@
-"""One gateway's client: connect, authenticate, and read it lane by lane, one request at a time.
+"""One gateway's client: connect, authenticate, and read it lane by lane, politely.
 
 pyenphase does the protocol (firmware probe, both auth schemes, data models, quirks), through
 `adapter`, the only module that knows its insides. This module adds what a long-running
-bridge needs: one request in flight per gateway (the gate middleware), each request bounded
-from when it holds the gate, certificate pinning, and lanes that read a few endpoints at
-their own cadence.
+bridge needs: one request in flight per endpoint class (the gate middleware), each request
+bounded by its class's timeout from when it holds its slot, certificate pinning, a connect in
+stages (`open`: /info and authentication, seconds; `probe`: what the gateway has, which
+reads the slow pages), a grid read that needs no probe, and lanes that read a few endpoints
+at their own cadence.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -34,7 +35,7 @@ from envoy2mqtt.gateway.errors import (
     GatewayError,
     GatewayUnavailable,
 )
-from envoy2mqtt.gateway.gate import Gate, answered_within, polite
+from envoy2mqtt.gateway.gate import Answered, Gate, Timeouts, answered_within, polite
 from envoy2mqtt.gateway.legacy import GatedLegacyAuth
 from envoy2mqtt.gateway.overlay import Battery, Meters
 from envoy2mqtt.gateway.pinning import CertificatePins, no_verify_ssl
@@ -82,15 +83,19 @@ class GatewayClient:
         password: str | None = None,
         tokens: TokenSource | None = None,
         timeout: float = 10.0,
+        slow_timeout: float = 120.0,
         pins: CertificatePins | None = None,
-        on_answer: Callable[[float], None] | None = None,
+        on_answer: Answered | None = None,
     ) -> None:
-        """Describe the gateway; nothing is sent until `connect()`.
+        """Describe the gateway; nothing is sent until `open()` or `connect()`.
 
-        `on_answer` is told how long each good answer took (the lanes' pace adapts to it).
+        `timeout` bounds a fast (`/ivp/*`) request, `slow_timeout` a page (production.json,
+        inventory.json, home.json). `on_answer` is told how long each good answer took, and
+        its class (the lanes' pace adapts to it).
         """
         self.host = host
         self.gate = Gate(on_answer)
+        self.timeouts = Timeouts(fast=timeout, slow=max(slow_timeout, timeout))
         self._pins = pins
         self._username = username
         self._password = password
@@ -122,7 +127,7 @@ class GatewayClient:
                 ) from err
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=checked, limit=2),
-            middlewares=(polite(self.gate), answered_within(self._request_timeout)),
+            middlewares=(polite(self.gate), answered_within(self.timeouts)),
             timeout=self._timeout,
         )
         return self
@@ -143,7 +148,16 @@ class GatewayClient:
     # -- set-up -------------------------------------------------------------------------------
 
     async def connect(self) -> GatewayInfo:
-        """Read /info, authenticate, and find out what the gateway has."""
+        """Read /info, authenticate, and find out what the gateway has (`open` + `probe`)."""
+        await self.open()
+        return await self.probe()
+
+    async def open(self) -> GatewayInfo:
+        """Read /info and authenticate: seconds, even on a gateway whose pages take a minute.
+
+        What the gateway has is not known yet (`probe`), but its grid can be read already
+        (`read_grid_any`).
+        """
         if self._session is None:
             raise GatewayError("use `async with GatewayClient(...)`")
         envoy = Envoy(self.host, client=self._session, timeout=self._timeout)
@@ -153,8 +167,13 @@ class GatewayClient:
         async with translated("reading /info", self.host):
             await envoy.setup()
         await self.authenticate()
+        return self.info()
+
+    async def probe(self) -> GatewayInfo:
+        """Find out what the gateway has (pyenphase's probe reads production.json, which
+        takes up to a minute on current firmware) and the time zone it states in /home."""
         async with translated("probing features"):
-            await envoy.probe()
+            await self.envoy.probe()
         self._timezone = await self._stated_zone()
         return self.info()
 
@@ -208,7 +227,7 @@ class GatewayClient:
                 password=self._password if local else None,
             )
         if isinstance(envoy.auth, EnvoyLegacyAuth):
-            envoy.auth = GatedLegacyAuth(envoy.auth, self.gate, self._request_timeout)
+            envoy.auth = GatedLegacyAuth(envoy.auth, self.gate, self.timeouts)
 
     async def _checked(self, tokens: TokenSource, token: str) -> EnvoyTokenAuth | None:
         """`token` set up as the gateway's auth if the gateway accepts it (/auth/check_jwt)."""
@@ -285,6 +304,30 @@ class GatewayClient:
                 return state
             self._relay = False
         return await adapter.read_ensemble(self.envoy, adapter.ENPOWER)
+
+    async def read_grid_any(self) -> tuple[str, str] | None:
+        """The grid as the System Controller or the IQ Meter Collar reports it, before the
+        probe: ("relay", `mains_oper_state`) or ("collar", `grid_state`); None without either.
+
+        Fast endpoints only (/ivp/ensemble/relay, /ivp/ensemble/inventory), so a gateway
+        whose pages take a minute still says at once whether the grid is there.
+        """
+        if self._relay:
+            try:
+                state = await adapter.read_relay(self.envoy)
+            except EndpointMissing:
+                state = None
+            if state is not None:
+                return "relay", state
+            self._relay = False
+        try:
+            state = await adapter.read_ensemble(self.envoy, adapter.ENPOWER)
+            if state is not None:
+                return "relay", state
+            state = await adapter.read_ensemble(self.envoy, adapter.COLLAR)
+        except EndpointMissing:
+            return None
+        return ("collar", state) if state is not None else None
 
     async def read_collar(self) -> str | None:
         """The IQ Meter Collar's `grid_state`, where there is one."""

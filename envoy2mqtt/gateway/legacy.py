@@ -11,17 +11,17 @@ from typing import Any
 import aiohttp
 from pyenphase.auth import EnvoyAuth, EnvoyLegacyAuth
 
-from envoy2mqtt.gateway.gate import Gate, answered_within, polite
+from envoy2mqtt.gateway.gate import Gate, Timeouts, answered_within, polite
 
 
 class GatedLegacyAuth(EnvoyAuth):
     """pyenphase's digest auth, with the gate and the request timeout around its middleware."""
 
-    def __init__(self, inner: EnvoyLegacyAuth, gate: Gate, timeout: float) -> None:
-        """Wrap `inner`; `timeout` bounds each request from when it holds the gate."""
+    def __init__(self, inner: EnvoyLegacyAuth, gate: Gate, timeouts: Timeouts) -> None:
+        """Wrap `inner`; `timeouts` bound each request from when it holds its slot."""
         self._inner = inner
         self._gate = polite(gate)
-        self._timed = answered_within(timeout)
+        self._timed = answered_within(timeouts)
 
     async def setup(self, client: aiohttp.ClientSession) -> None:
         """As pyenphase's digest auth."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -19,6 +18,7 @@ from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
 from envoy2mqtt.gateway.errors import CertificateChanged, GatewayAuthError, GatewayError
 from envoy2mqtt.gateway.finder import Locator, until_moved
+from envoy2mqtt.gateway.gate import EndpointClass
 from envoy2mqtt.gateway.pace import Pace
 from envoy2mqtt.gateway.pinning import CertificatePins
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, Link, PublishOptions
@@ -35,10 +35,6 @@ RECONNECT_MIN: Final = 2.0
 RECONNECT_MAX: Final = 300.0
 
 
-def _local_zone() -> str:
-    return datetime.now().astimezone().tzname() or "local time"
-
-
 class Bridge:
     """Reads one gateway politely and keeps its MQTT topics current."""
 
@@ -51,6 +47,7 @@ class Bridge:
         *,
         tokens: TokenSource | None = None,
         request_timeout: float = 10.0,
+        slow_timeout: float = 120.0,
         clock: Clock | None = None,
         state_dir: Path | None = None,
         pins: CertificatePins | None = None,
@@ -61,6 +58,7 @@ class Bridge:
         self.settings = gateway
         self.link, self.topics, self.options = link, topics, options
         self.tokens, self.pins, self.request_timeout = tokens, pins, request_timeout
+        self.slow_timeout = slow_timeout
         self.clock = clock or Clock()
         self.pace = Pace()
         self.health = Availability(gateway.host)
@@ -80,15 +78,12 @@ class Bridge:
             try:
                 await self._locate()
                 async with self._client() as client:
-                    info = await client.connect()
+                    info = await client.open()  # /info and authentication: seconds
                     log.info(
-                        "gateway %s (%s, firmware %s) connected; its day runs on %s",
+                        "gateway %s (%s, firmware %s) connected; finding out what it has",
                         info.serial,
                         self.settings.host,
                         info.firmware,
-                        f"{info.timezone} (from /home)"
-                        if info.timezone
-                        else f"the bridge's own zone, {_local_zone()} (it states none: set TZ)",
                     )
                     backoff.reset()
                     lanes = self._lanes(client, info)
@@ -131,9 +126,13 @@ class Bridge:
             password=password.get_secret_value() if password else None,
             tokens=self.tokens,
             timeout=self.request_timeout,
+            slow_timeout=self.slow_timeout,
             pins=self.pins,
-            on_answer=lambda took: self.pace.observe(took, ok=True),
+            on_answer=self._answered,
         )
+
+    def _answered(self, took: float, kind: EndpointClass) -> None:
+        self.pace.answered(took, kind)
 
     def _lanes(self, client: GatewayClient, info: GatewayInfo) -> Lanes:
         if self.publisher is None or self.publisher.info.serial != info.serial:

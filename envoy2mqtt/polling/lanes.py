@@ -6,11 +6,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Final
 
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.core.clock import Clock
-from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
+from envoy2mqtt.core.snapshot import GatewayInfo, GridStatus, Snapshot, collar_status, relay_status
 from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.core.zones import local_to, zone_named
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
@@ -26,7 +27,13 @@ from envoy2mqtt.settings import Cadence
 
 log = logging.getLogger(__name__)
 
+
+def _local_zone() -> str:
+    return datetime.now().astimezone().tzname() or "local time"
+
+
 Read = Callable[[], Awaitable[None]]
+PAGE_LANES: Final = (Lane.NORMAL, Lane.SLOW)  # the lanes that read the slow pages
 
 
 class Lanes:
@@ -61,18 +68,29 @@ class Lanes:
         self._lanes = LaneReadings()
         self._grid_read = False  # a new grid reading since the last publish (for the debounce)
         self.normal_started = float("-inf")  # when the full read behind `data` began (monotonic)
+        self.early_grid: GridStatus | None = None  # read before the probe (see `run`)
+        self._no_grid = False  # neither relay nor collar answered: no early grid watch
 
     async def run(self, info: GatewayInfo) -> None:
-        """First full read and publish, then every lane in its own task."""
-        current_lane.set(Lane.NORMAL)
-        await self.read_normal()
-        await self.read_inverters()
-        self.publish(info)
-        self.health.mark(ok=True)
+        """Online in seconds, complete later, then every lane in its own task.
+
+        `info` is what /info said (`GatewayClient.open`). The grid is watched at once, from
+        the fast endpoints, while the probe and the first full read go through the slow pages
+        (a minute on current firmware); their entities appear when their data first arrives.
+        """
+        async with asyncio.TaskGroup() as early:
+            watch = early.create_task(self._watch_early(info), name="early grid watch")
+            try:
+                info = await self._complete(info)
+            finally:
+                watch.cancel()
+        self.early_grid = None  # the full reading knows the System Controller now
         cadence = self.cadence
         async with asyncio.TaskGroup() as lanes:
             lanes.create_task(self._lane(Lane.NORMAL, cadence.normal, self.read_normal, info))
-            lanes.create_task(self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, info))
+            lanes.create_task(
+                self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, info, first=0.0)
+            )
             if self.data.enpower is not None or self.data.collar is not None or self._has_cts():
                 lanes.create_task(self._lane(Lane.FAST, cadence.fast, self.read_fast, info))
             if self.data.encharge_aggregate is not None:
@@ -82,12 +100,68 @@ class Lanes:
             if self.tokens is not None:
                 lanes.create_task(self._keep_token(self.tokens))
 
+    async def _complete(self, info: GatewayInfo) -> GatewayInfo:
+        """Probe and read everything once (the slow pages), retrying until it works.
+
+        A page that times out costs that page, not the gateway's availability: the early grid
+        watch goes on meanwhile and is what says whether the gateway is there.
+        """
+        current_lane.set(Lane.NORMAL)
+        attempt = 0
+        while True:
+            try:
+                info = await self.client.probe()
+                self.zone = zone_named(info.timezone)
+                log.info(
+                    "gateway %s: probed; its day runs on %s",
+                    info.serial,
+                    f"{info.timezone} (from /home)"
+                    if info.timezone
+                    else f"the bridge's own zone, {_local_zone()} (it states none: set TZ)",
+                )
+                await self.read_normal()
+            except GatewayAuthError:
+                raise
+            except GatewayError as err:
+                attempt += 1
+                self.pace.failed(Lane.NORMAL)
+                wait = min(10.0 * attempt, 120.0)
+                log.warning(
+                    "gateway %s: %s; the grid is watched meanwhile, the rest retried in %.0f s",
+                    info.serial,
+                    err,
+                    wait,
+                )
+                await self.clock.sleep(wait)
+                continue
+            break
+        self.health.mark(ok=True)
+        self.publish(info)
+        return info
+
+    async def _watch_early(self, info: GatewayInfo) -> None:
+        """The grid from the fast endpoints, at the fast cadence, until the probe is done."""
+        current_lane.set(Lane.FAST)
+        while True:
+            read_ok = await self._cycle(self.read_early_grid, info)
+            if self._no_grid:
+                self.health.mark(ok=True)  # /info and authentication answered: it is there
+                return
+            if read_ok:
+                await self._confirm_grid(info, self.read_early_grid)
+            await self._wait(Lane.FAST, self.cadence.fast)
+
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
 
-    async def _lane(self, lane: Lane, base: float, read: Read, info: GatewayInfo) -> None:
+    async def _lane(
+        self, lane: Lane, base: float, read: Read, info: GatewayInfo, first: float | None = None
+    ) -> None:
         current_lane.set(lane)
-        await self._wait(lane, base)
+        if first is None:
+            await self._wait(lane, base)
+        else:
+            await self.clock.sleep(first)
         while True:
             read_ok = await self._cycle(read, info)
             if lane == Lane.FAST and read_ok:
@@ -100,14 +174,18 @@ class Lanes:
         Only the gateway's own failures count against it: a bug of ours is logged with its
         traceback and the lane goes on, the gateway neither marked offline nor backed off.
         """
+        lane = current_lane.get()
         try:
             await read()
         except GatewayAuthError as err:
-            self.pace.observe(0.0, ok=False)
+            self.pace.failed(lane)
             await self.health.reauthenticate(self.client, err)
         except GatewayError as err:
-            self.pace.observe(0.0, ok=False)
-            self.health.mark(ok=False, err=err)
+            self.pace.failed(lane)
+            # a slow page while a fast lane watches, or any read in the gateway's nightly
+            # housekeeping (requests hang 1-2 min there): not a reason to call it offline
+            tolerated = (lane in PAGE_LANES and self._watched) or self._quiet()
+            self.health.mark(ok=False, err=err, page=tolerated)
         except Exception:
             log.exception("gateway %s: unexpected error in envoy2mqtt (please report)", info.serial)
         else:
@@ -116,7 +194,7 @@ class Lanes:
             return True
         return False
 
-    async def _confirm_grid(self, info: GatewayInfo) -> None:
+    async def _confirm_grid(self, info: GatewayInfo, read: Read | None = None) -> None:
         """A changed grid status: read it again soon, until believed or contradicted.
 
         The debounce wants GRID_DEBOUNCE consecutive reads of the new state; waiting a whole
@@ -127,7 +205,7 @@ class Lanes:
             if not self.publisher.grid_unconfirmed:
                 return
             await self.clock.sleep(self.pace.interval(self.cadence.grid_confirm))
-            if not await self._cycle(self.read_grid, info):
+            if not await self._cycle(read or self.read_grid, info):
                 return
 
     async def _wait(self, lane: Lane, base: float) -> None:
@@ -145,8 +223,18 @@ class Lanes:
     def _interval(self, lane: Lane, base: float) -> float:
         if lane == Lane.FAST and self._quiet():
             # the gateway's nightly maintenance: only the grid watch runs, and slowly
-            return self.pace.interval(self.cadence.quiet_fast)
-        return self.pace.interval(base)
+            return self.pace.interval(self.cadence.quiet_fast, lane)
+        return self.pace.interval(base, lane)
+
+    @property
+    def _watched(self) -> bool:
+        """Whether a fast lane judges the gateway's availability (pages then cannot)."""
+        return not self._no_grid and (
+            self.early_grid is not None
+            or self.data.enpower is not None
+            or self.data.collar is not None
+            or self._has_cts()
+        )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -169,6 +257,16 @@ class Lanes:
         await self.read_normal()
         self.publish(self.publisher.info)
         return self.data
+
+    async def read_early_grid(self) -> None:
+        """The grid before the probe: the relay or the collar, read straight."""
+        found = await self.client.read_grid_any()
+        if found is None:
+            self._no_grid = True
+            return
+        source, state = found
+        self.early_grid = relay_status(state) if source == "relay" else collar_status(state)
+        self._grid_read = True
 
     async def read_inverters(self) -> None:
         """The inverters (every 5 minutes is as often as they report)."""
@@ -224,7 +322,7 @@ class Lanes:
         auth = self.tokens.status() if self.tokens is not None else None
         now = datetime.now(UTC)
         extra = self.energy.observe(self.data, now, self.clock.monotonic())
-        snapshot = Snapshot(info, self.data, now, auth, extra)
+        snapshot = Snapshot(info, self.data, now, auth, extra, self.early_grid)
         settled = self.publisher.settle(snapshot, grid_read=self._grid_read)
         self._grid_read = False
         self.events.emit(SnapshotSettled(self, settled.values, settled.events, now))

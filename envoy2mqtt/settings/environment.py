@@ -91,8 +91,10 @@ class Settings(BaseSettings):
     """Least seconds between two publishes of a voltage, current, SOC... (0: every change)."""
     state_power_jump: Annotated[float, Field(ge=0, le=1_000_000)] = 500.0
     """A power moving by at least this many watts is published at once all the same (0: never)."""
-    request_timeout: Annotated[float, Field(ge=1, le=120)] = 10.0
-    """Seconds one gateway request may take (counted once it is sent)."""
+    request_timeout: Annotated[float, Field(ge=1, le=120)] = 5.0
+    """Seconds one fast gateway request (the /ivp/* API, about 0.4 s) may take once sent."""
+    slow_request_timeout: Annotated[float, Field(ge=5, le=600)] = 120.0
+    """Seconds one slow page (production.json, inventory.json, home.json) may take once sent."""
 
     mqtt_host: str | None = None
     """The MQTT broker's host name or address."""

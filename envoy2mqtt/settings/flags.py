@@ -45,6 +45,7 @@ SECTIONS: Final = (
             "gateways",
             "mdns_interfaces",
             "request_timeout",
+            "slow_request_timeout",
             "pin_gateway_certificate",
             "cloud_timeout",
             "token_renew_days",
