@@ -213,7 +213,12 @@ def safe_read(
     per entity; without one, the failure is only logged at debug level.
     """
     try:
-        return clean(metric.read(source))
+        value = clean(metric.read(source))
+        # a number where the gateway may send words: "unknown" for a while after a reboot
+        # (field, firmware 8.3) is no value, never a state Home Assistant refuses
+        if isinstance(value, str) and (metric.unit is not None or metric.state_class is not None):
+            return clean(float(value))
+        return value
     except (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as err:
         if warned is None:
             log.debug("cannot read %s from the gateway's data (%s): skipped", path, err)

@@ -167,7 +167,13 @@ class GatewayClient:
         async with translated("reading /info", self.host):
             await envoy.setup()
         await self.authenticate()
-        return self.info()
+        # only what /info said: pyenphase's model, meter and phase properties must not be
+        # asked before its probe (they would settle on "no meters" for good)
+        return GatewayInfo(
+            serial=envoy.serial_number or self.host,
+            firmware=str(envoy.firmware),
+            part_number=envoy.part_number,
+        )
 
     async def probe(self) -> GatewayInfo:
         """Find out what the gateway has (pyenphase's probe reads production.json, which
