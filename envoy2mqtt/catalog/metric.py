@@ -216,9 +216,8 @@ def safe_read(
         value = clean(metric.read(source))
         # a number where the gateway may send words: "unknown" for a while after a reboot
         # (field, firmware 8.3) is no value, never a state Home Assistant refuses
-        if isinstance(value, str) and (metric.unit is not None or metric.state_class is not None):
-            return clean(float(value))
-        return value
+        numeric = metric.unit is not None or metric.state_class is not None
+        return clean(float(value)) if isinstance(value, str) and numeric else value
     except (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as err:
         if warned is None:
             log.debug("cannot read %s from the gateway's data (%s): skipped", path, err)
