@@ -24,8 +24,9 @@ def test_event_latency_quick_reports_the_table_and_no_overlap(
         "| battery SOC threshold: change -> arrival |",
         "| bridge processing, publishes raising an event |",
         "| `/ivp/ensemble/relay` |",
-        "| overlapping requests seen by the gateway | 0 |",
-        "| most requests in flight at once | 1 |",
+        "| most fast (/ivp/*) requests in flight at once | 1 |",
+        "| start -> first grid_status (s) |",
+        "| most slow pages in flight at once | 1 |",
         "| expected events that never arrived | 0 |",
         "| events nobody caused | 0 |",
     ):
