@@ -3,6 +3,7 @@
     python benchmarks/shedding.py              # 50 outages (100 flips), default cadences (~7 min)
     python benchmarks/shedding.py --quick      # 5 outages, fast lane 0.2 s (CI smoke)
     python benchmarks/shedding.py --outages 2 --restore-after 60 --stagger 10   # the defaults
+    python benchmarks/shedding.py --field      # the gateway as field reports describe D8.3.6086
 
 A real mosquitto, the simulated gateway (battery capture, real HTTPS) and the real bridge (`App`,
 fast lane 1 s, debounce 2) with three tier-1 loads run on 127.0.0.1; a subscriber on the loads'
@@ -28,7 +29,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -36,7 +37,7 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a clone: the broker helper is in tests/
     sys.path.insert(0, str(ROOT))
 
-from envoy2mqtt.sim import SimulatedGateway  # noqa: E402
+from envoy2mqtt.sim import Field, SimulatedGateway  # noqa: E402
 from tests.broker import Mosquitto, Record, Recorder  # noqa: E402
 from tests.harness import bridge_settings, running  # noqa: E402
 
@@ -63,6 +64,7 @@ class Options:
     stagger: float = 1.0  # not the next snapshot
     seed: int = 14
     out: Path = RESULTS
+    field: bool = False  # the simulator's field profile (slow pages, the relay's real states)
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ async def outage(
     await asyncio.sleep(rng.uniform(1.5, 4.0) * options.fast)  # a random phase of the fast lane
     seen, raised = len(devices.records), len(grid_events(events.records))
     gateway.set_grid(False)
-    flipped = gateway.grid_log[-1][0]
+    flipped = await relay_moved(gateway, on=False)
     offs = await arrivals(devices, seen, b"OFF", timeout=10 * options.fast + 5)
     event = await grid_event(events, raised, timeout=5)
     run.missed += len(LOADS) - len(offs)
@@ -135,7 +137,7 @@ async def outage(
     await asyncio.sleep(rng.uniform(0.5, 1.5) * options.fast)
     seen = len(devices.records)
     gateway.set_grid(True)
-    flipped = gateway.grid_log[-1][0]
+    flipped = await relay_moved(gateway, on=True)  # the field's relay recloses 8-15 s later
     back = await grid_event(events, raised + 1, timeout=5)
     wait = options.restore_after + len(LOADS) * options.stagger + 10 * options.fast + 5
     ons = await arrivals(devices, seen, b"ON", timeout=wait)
@@ -147,13 +149,26 @@ async def outage(
         samples[FLIP_BACK].append(ons[-1].t - flipped)
 
 
+async def relay_moved(gateway: SimulatedGateway, *, on: bool, timeout: float = 60.0) -> float:
+    """When the relay's served state last turned to `on`."""
+    async with asyncio.timeout(timeout):
+        while not (gateway.grid_log and gateway.grid_log[-1][1] == on):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return gateway.grid_log[-1][0]
+
+
 async def measure(options: Options) -> Run:
     """Run the broker, the gateway, the bridge and the subscribers; drive outages; collect."""
     run = Run(options, {name: [] for name in (FLIP_OFF, FLIP_EVENT, OFF_EVENT)})
     run.samples |= {BACK_FIRST: [], STAGGER: [], FLIP_BACK: []}
     rng = random.Random(options.seed)
     with tempfile.TemporaryDirectory() as scratch, Mosquitto(Path(scratch) / "mqtt") as broker:
-        async with SimulatedGateway(capture=CAPTURE) as gateway:
+        field_profile = (
+            replace(Field.current_firmware(seed=options.seed), battery_noise=False)
+            if options.field
+            else Field.off()
+        )
+        async with SimulatedGateway(capture=CAPTURE, field=field_profile) as gateway:
             gateway.set_battery(soc=80)
             settings = bridge_settings(
                 gateway,
@@ -173,6 +188,9 @@ async def measure(options: Options) -> Run:
                 Recorder("127.0.0.1", broker.port, "bench/shedding/#") as ready,
             ):
                 await ready.wait_for(lambda r: any(x.topic.endswith("/state") for x in r), 30)
+                grid = f"{base}/grid_status"
+                async with Recorder("127.0.0.1", broker.port, grid) as status:
+                    await status.wait_for(bool, timeout=120)
                 for _ in range(options.outages):
                     await outage(gateway, devices, events, run, rng)
                 await asyncio.sleep(1.0)
@@ -235,7 +253,8 @@ def write(run: Run, rows: list[list[object]]) -> None:
     """The table as CSV under `options.out`."""
     out = run.options.out
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "shedding.csv").open("w", newline="", encoding="utf-8") as file:
+    name = "shedding_field.csv" if run.options.field else "shedding.csv"
+    with (out / name).open("w", newline="", encoding="utf-8") as file:
         csv.writer(file).writerows(rows)
 
 
@@ -249,6 +268,7 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--stagger", type=float, help="RESTORE_STAGGER, s (default 1)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--field", action="store_true", help="the field profile of the simulator")
     args = parser.parse_args(argv)
     base = Options(outages=5, fast=0.2, restore_after=0.9, stagger=0.3) if args.quick else Options()
     return Options(
@@ -258,6 +278,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         stagger=base.stagger if args.stagger is None else args.stagger,
         seed=args.seed,
         out=args.out,
+        field=args.field,
     )
 
 
