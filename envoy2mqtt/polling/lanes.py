@@ -125,6 +125,8 @@ class Lanes:
             except GatewayError as err:
                 attempt += 1
                 self.pace.failed(Lane.NORMAL)
+                if not self._watched:  # no grid to watch: the pages say whether it is there
+                    self.health.mark(ok=False, err=err)
                 wait = min(10.0 * attempt, 120.0)
                 log.warning(
                     "gateway %s: %s; the grid is watched meanwhile, the rest retried in %.0f s",
