@@ -24,7 +24,7 @@ from envoy2mqtt.features.health import Health
 from envoy2mqtt.features.retained import RetainedState
 from envoy2mqtt.gateway.finder import GatewayFinder, interfaces_from, is_auto
 from envoy2mqtt.gateway.pinning import CertificatePins
-from envoy2mqtt.mqtt.discovery import HaRelease, device_mode_warning
+from envoy2mqtt.mqtt.discovery import device_mode_warning
 from envoy2mqtt.mqtt.link import MqttLink, MqttOptions
 from envoy2mqtt.mqtt.publisher import PublishOptions
 from envoy2mqtt.mqtt.topics import Topics
@@ -78,7 +78,7 @@ def publish_options(settings: Settings) -> PublishOptions:
             "measurement": settings.state_interval_measurement,
         },
         power_jump=settings.state_power_jump,
-        ha_compat=HaRelease.parse(settings.ha_compat),
+        ha_compat=settings.ha_compat,
         battery_dwell=settings.battery_state_dwell,
         battery_band=settings.battery_state_band,
         runway_smoothing=settings.runway_smoothing,
@@ -138,7 +138,7 @@ class App:
             self.ghosts,
             Health(hub, self.link.stats),
         ]
-        warning = device_mode_warning(HaRelease.parse(settings.ha_compat))
+        warning = device_mode_warning(settings.ha_compat)
         if settings.ha_discovery and settings.ha_discovery_mode == "device" and warning:
             log.warning(warning)
 

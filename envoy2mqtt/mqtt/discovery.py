@@ -12,12 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final
 
 from envoy2mqtt import __version__
 from envoy2mqtt.catalog.metric import Device, Entity
 from envoy2mqtt.core.snapshot import GatewayInfo
 from envoy2mqtt.mqtt.topics import Topics, sanitize
+from envoy2mqtt.settings.forms import OLDEST_HA
+
+# a release is read where the setting is; re-exported for the payloads' users (mypy --strict)
+from envoy2mqtt.settings.forms import HaRelease as HaRelease  # noqa: PLC0414
 
 Json = dict[str, object]
 
@@ -29,29 +33,7 @@ CODE_TEMPLATE: Final = '{{ {"code": value} | tojson }}'
 MANUFACTURER: Final = "Enphase"
 
 
-class HaRelease(NamedTuple):
-    """A Home Assistant release, year and month (2024.11), ordered as releases are."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> HaRelease:
-        """`"2024.11"` or `"2024.11.3"` -> HaRelease(2024, 11)."""
-        parts = text.strip().split(".")
-        try:
-            year, month = int(parts[0]), int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"not a Home Assistant release: {text!r} (e.g. 2024.11)") from None
-        if year < 2000 or not 1 <= month <= 12:
-            raise ValueError(f"not a Home Assistant release: {text!r} (e.g. 2024.11)")
-        return cls(year, month)
-
-    def __str__(self) -> str:
-        return f"{self.year}.{self.month}"
-
-
-OLDEST: Final = HaRelease(2024, 1)  # the oldest release the default payloads suit
+OLDEST: Final = OLDEST_HA  # the oldest release the default payloads suit
 NEWEST_CHECKED: Final = HaRelease(2026, 11)  # the newest whose schemas were read
 DEVICE_DISCOVERY: Final = HaRelease(2024, 11)  # homeassistant/device/<id>/config from here on
 # The device schema allows no key it does not know (the entity is rejected): these only
