@@ -8,6 +8,7 @@ from pyenphase.models.inverter import EnvoyInverter
 from pyenphase.models.system_consumption import EnvoySystemConsumption
 from pyenphase.models.system_production import EnvoySystemProduction
 
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
 from envoy2mqtt.mqtt.summary import packet_size
@@ -49,7 +50,7 @@ def publisher(link: RecordingLink, **options: object) -> GatewayPublisher:
         Topics(),
         INFO,
         PublishOptions(**options),  # type: ignore[arg-type]
-        clock=lambda: float(next(clock)),
+        clock=Clock(monotonic=lambda: float(next(clock))),
     )
 
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from envoy2mqtt.auth.claims import TokenInfo, describe
 from envoy2mqtt.auth.enlighten import TokenService
 from envoy2mqtt.auth.errors import TokenError
 from envoy2mqtt.auth.outcomes import Outcomes
-from envoy2mqtt.auth.renewal import Clock, Renewal, utc_now
+from envoy2mqtt.auth.renewal import Renewal
 from envoy2mqtt.auth.store import StoredToken, TokenStore
 from envoy2mqtt.core.backoff import Backoff
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import AuthStatus
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class CloudTokens:
         account: str,
         serial: str | None = None,
         renewal: Renewal | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         """Describe where tokens come from; nothing is sent until a token is needed."""
@@ -50,7 +51,7 @@ class CloudTokens:
         self.origin: Origin | None = None
         self._account = account
         self._serial = serial
-        self._clock = clock
+        self._clock = clock or Clock()
         self._backoff = backoff or Backoff()
         self._current: StoredToken | None = None
         self._info: TokenInfo | None = None
@@ -72,7 +73,7 @@ class CloudTokens:
     async def token(self, serial: str) -> str:
         """The current token, else the cached one (no cloud call), else a new one."""
         serial = self._serial_for(serial)
-        now = self._clock()
+        now = self._now()
         held = self._held(serial, now)
         if held is not None:
             return held
@@ -86,17 +87,17 @@ class CloudTokens:
 
     def renewal_due(self) -> bool:
         """Whether the current token should be renewed now."""
-        return self._info is not None and self.renewal.due(self._info, self._clock())
+        return self._info is not None and self.renewal.due(self._info, self._now())
 
     def next_check(self) -> float:
         """Seconds until `maintain()` should run: daily, or earlier when renewal is due."""
-        return self.renewal.next_check(self._info, self._clock(), retry_at=self._retry_at)
+        return self.renewal.next_check(self._info, self._now(), retry_at=self._retry_at)
 
     async def maintain(self, serial: str) -> bool:
         """Renew the token if due; True when a new one is ready to be presented."""
         if self._current is None or not self.renewal_due():
             return False
-        if self._retry_at is not None and self._clock() < self._retry_at:
+        if self._retry_at is not None and self._now() < self._retry_at:
             return False
         try:
             await self._fetch(self._serial_for(serial))
@@ -106,11 +107,15 @@ class CloudTokens:
 
     def outcome(self, *, accepted: bool) -> None:
         """Note whether the gateway accepted the token."""
-        self._outcomes.note(accepted=accepted, now=self._clock())
+        self._outcomes.note(accepted=accepted, now=self._now())
 
     def status(self) -> AuthStatus:
         """Expiry and type of the current token, last success, failures."""
         return self._outcomes.status(self._info)
+
+    def _now(self) -> datetime:
+        # in UTC, as the cache stores it (the clock's wall time is local)
+        return self._clock.wall().astimezone(UTC)
 
     def _serial_for(self, serial: str) -> str:
         serial = serial or self._serial or ""
@@ -155,7 +160,7 @@ class CloudTokens:
 
     async def _fetch_now(self, serial: str, *, refused: bool) -> str:
         error, retry_at = self._error, self._retry_at
-        if error is not None and retry_at is not None and self._clock() < retry_at:
+        if error is not None and retry_at is not None and self._now() < retry_at:
             raise type(error)(
                 f"{error} (Enphase is not asked again before "
                 f"{retry_at.isoformat(timespec='seconds')})"
@@ -167,7 +172,7 @@ class CloudTokens:
             raise
         info = describe(token)
         stored = StoredToken(
-            token=token, serial=serial, account=self._account, obtained_at=self._clock()
+            token=token, serial=serial, account=self._account, obtained_at=self._now()
         )
         self._obtained(stored, info)
         log.info(
@@ -196,11 +201,11 @@ class CloudTokens:
     def _failed(self, serial: str, err: TokenError, *, refused: bool) -> None:
         self._outcomes.failures += 1
         wait = self._backoff.failed(permanent=err.permanent)
-        self._retry_at = self._clock() + timedelta(seconds=wait)
+        self._retry_at = self._now() + timedelta(seconds=wait)
         repeated = self._error is not None and str(self._error) == str(err)
         self._error = err
         info = self._info
-        if repeated or refused or info is None or not info.usable(self._clock()):
+        if repeated or refused or info is None or not info.usable(self._now()):
             return  # without a token the gateway accepts, the caller reports the error
         log.warning(
             "gateway %s: cannot renew the token: %s; still using the current one (valid until "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Literal
 
 from envoy2mqtt.auth.claims import describe
 from envoy2mqtt.auth.errors import TOKEN_PAGE, TokenError, TokenExpired
 from envoy2mqtt.auth.outcomes import Outcomes
-from envoy2mqtt.auth.renewal import Clock, Renewal, utc_now
+from envoy2mqtt.auth.renewal import Renewal
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import AuthStatus
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,7 @@ class FixedToken:
     origin: Literal["fixed"] = "fixed"
 
     def __init__(
-        self, token: str, *, renewal: Renewal | None = None, clock: Clock = utc_now
+        self, token: str, *, renewal: Renewal | None = None, clock: Clock | None = None
     ) -> None:
         """Keep the token (never logged or published)."""
         try:
@@ -29,7 +31,7 @@ class FixedToken:
             raise TokenError(f"ENVOY_TOKEN: {err}") from None
         self.renewal = renewal or Renewal()
         self._token = token
-        self._clock = clock
+        self._clock = clock or Clock()
         self._outcomes = Outcomes()
         self._warned = False
 
@@ -50,12 +52,12 @@ class FixedToken:
         """Seconds until the expiry should be looked at again."""
         if self._warned:
             return self.renewal.check_every
-        return self.renewal.next_check(self.info, self._clock())
+        return self.renewal.next_check(self.info, self._now())
 
     async def maintain(self, serial: str) -> bool:  # noqa: ARG002 - TokenSource's signature
         """Warn once as expiry nears; a fixed token is never replaced (always False)."""
         expires = self.info.expires_at
-        if expires is None or self._warned or not self.renewal.due(self.info, self._clock()):
+        if expires is None or self._warned or not self.renewal.due(self.info, self._now()):
             return False
         self._warned = True
         log.warning(
@@ -68,15 +70,19 @@ class FixedToken:
 
     def outcome(self, *, accepted: bool) -> None:
         """Note whether the gateway accepted the token."""
-        self._outcomes.note(accepted=accepted, now=self._clock())
+        self._outcomes.note(accepted=accepted, now=self._now())
 
     def status(self) -> AuthStatus:
         """Expiry and type of the token."""
         return self._outcomes.status(self.info)
 
+    def _now(self) -> datetime:
+        # in UTC, as the cache stores it (the clock's wall time is local)
+        return self._clock.wall().astimezone(UTC)
+
     def _check(self, serial: str) -> None:
         expires = self.info.expires_at
-        if not self.info.usable(self._clock()) and expires is not None:
+        if not self.info.usable(self._now()) and expires is not None:
             raise TokenExpired(
                 f"ENVOY_TOKEN expired on {expires.isoformat(timespec='minutes')}: create a new "
                 f"token at {TOKEN_PAGE}, or set ENVOY_USERNAME and ENVOY_PASSWORD so that "

@@ -4,27 +4,19 @@ A token is renewed once less than `min(TOKEN_RENEW_DAYS, lifetime / 4)` is left.
 token (a year) renews 30 days ahead, an installer token (12 hours) 3 hours ahead; a flat 30
 days would renew a 12-hour token on every check, and a daily check alone would let it lapse,
 so the next check is due at the earlier of one day and the renewal time. Pure: the sources
-pass the time in (their `Clock`, `utc_now` unless a test moves it by hand).
+pass the time in (from their `core.clock.Clock`, which a test moves by hand).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from envoy2mqtt.auth.claims import TokenInfo
 
 DAY: Final = 86400.0
 MIN_WAIT: Final = 1.0  # never spin: a check that is due now still waits this long
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy2mqtt.catalog.metric import Reading
 from envoy2mqtt.catalog.reader import CatalogReader
 from envoy2mqtt.catalog.roles import Roles
 from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.events import Event, EventDetector
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
 from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S, RUNWAY_TAU_S
@@ -87,7 +87,7 @@ class GatewayPublisher:
     info: GatewayInfo
     options: PublishOptions = field(default_factory=PublishOptions)
     name: str | None = None
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = field(default_factory=Clock)
     available: bool | None = None
     roles: Roles = field(default_factory=Roles)
     changes: ChangeDetector = field(init=False)
@@ -149,7 +149,7 @@ class GatewayPublisher:
             sent += 1
         roles = self.roles
         for path, value in self.changes.diff(
-            settled.values, self.clock(), roles.deadbands, roles.pacing
+            settled.values, self.clock.monotonic(), roles.deadbands, roles.pacing
         ).items():
             urgent = path in roles.urgent
             self.link.publish(
@@ -175,7 +175,7 @@ class GatewayPublisher:
         return self.announcer.announce(self.info) if self.options.discovery else 0
 
     def _publish_summary(self, values: Mapping[str, Value]) -> int:
-        payload = self.summary.due(summary_json(values, self.roles.summary), self.clock())
+        payload = self.summary.due(summary_json(values, self.roles.summary), self.clock.monotonic())
         if payload is None:
             return 0
         self.link.publish(self.topics.summary(self.info.serial), payload, retain=True)
