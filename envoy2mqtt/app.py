@@ -177,10 +177,6 @@ class App:
         if payload.strip().lower() == b"online":
             self.events.emit(HomeAssistantOnline())
 
-    def sweep_ghosts(self) -> list[str]:
-        """One ghost sweep now (see `features.ghosts`); the topics it removed."""
-        return self.ghosts.sweep() if self.ghosts is not None else []
-
 
 def ensure_state_dir(path: Path) -> None:
     """STATE_DIR exists and is writable by this user, or a ConfigError that says what to do."""

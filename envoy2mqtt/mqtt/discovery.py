@@ -72,11 +72,6 @@ def object_id(serial: str, path: str) -> str:
     return _NOT_SLUG.sub("_", f"envoy_{serial}_{path}".lower()).strip("_")
 
 
-def entity_id(component: str, serial: str, path: str) -> str:
-    """The entity id Home Assistant gives an entity when it first sees it."""
-    return f"{component}.{object_id(serial, path)}"
-
-
 def _allowed(key: str, oldest: HaRelease) -> bool:
     return oldest >= DEVICE_KEYS_SINCE.get(key, OLDEST)
 
@@ -230,9 +225,3 @@ def device_configs(
         }
         out.append(DiscoveryMessage(topics.device_config(device_id), payload))
     return out
-
-
-def component_of(topic: str) -> str | None:
-    """The component of a per-entity config topic, or None for device configs."""
-    parts = topic.split("/")
-    return parts[-4] if len(parts) >= 4 and parts[-4] != "device" else None

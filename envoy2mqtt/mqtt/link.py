@@ -68,7 +68,6 @@ class LinkStats:
 
     connects: int = 0
     published: int = 0
-    bytes_out: int = 0
     events_dropped: int = 0
     last_publish: float = 0.0
 
@@ -229,7 +228,6 @@ class MqttLink:
             timeout=PUBLISH_TIMEOUT,
         )
         self.stats.published += 1
-        self.stats.bytes_out += len(message.payload) + len(message.topic)
         self.stats.last_publish = time.time()
 
     def _make_client(self) -> aiomqtt.Client:
