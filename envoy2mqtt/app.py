@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
-from envoy2mqtt.auth.factory import token_source
+from envoy2mqtt.auth.tokens import token_source
 from envoy2mqtt.control.extension import Controls
 from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.features.bridge_info import BridgeInfo

@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 
 import pytest
 
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.catalog.metric import Entity
 from envoy2mqtt.core.snapshot import Snapshot
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource

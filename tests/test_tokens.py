@@ -12,11 +12,9 @@ import pytest
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.auth.claims import TokenInfo, describe, token_claims
-from envoy2mqtt.auth.cloud import CloudTokens
 from envoy2mqtt.auth.errors import CloudUnreachable, LoginRejected, TokenError, TokenExpired
-from envoy2mqtt.auth.fixed import FixedToken
-from envoy2mqtt.auth.renewal import Renewal
 from envoy2mqtt.auth.store import StoredToken, TokenStore
+from envoy2mqtt.auth.tokens import CloudTokens, FixedToken, Renewal
 from envoy2mqtt.catalog.auth import AUTH
 from envoy2mqtt.core import clock as core_clock
 from envoy2mqtt.core.backoff import Backoff
@@ -310,7 +308,7 @@ async def test_cloud_down_keeps_the_token_backs_off_and_says_so_once(
     token = await source.token(SERIAL)
     clock.advance(days=340)
     cloud.error = CloudUnreachable("cannot reach Enphase's cloud (example: ClientError)")
-    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.cloud"):
+    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.tokens"):
         for _ in range(6):
             assert not await source.maintain(SERIAL)  # in back-off: no call at all
             clock.advance(seconds=source.next_check())

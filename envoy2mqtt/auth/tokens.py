@@ -1,27 +1,175 @@
-"""Tokens for an Enlighten account: the current one, else the cached one, else a fresh one.
+"""Where a gateway's token comes from, and when it is renewed.
 
-When to renew is `renewal.Renewal`'s call; how long to wait after a failed cloud call is
-`core.backoff.Backoff`'s, and it holds for every caller.
+A fixed ENVOY_TOKEN (`FixedToken`: used as it is, with a warning as expiry nears) or an
+Enlighten account (`CloudTokens`: the current token, else the one cached in STATE_DIR, else a
+fresh one from Enphase's cloud); `token_source` picks one from the settings. A token is
+renewed once less than `min(TOKEN_RENEW_DAYS, lifetime / 4)` is left (`Renewal`): an owner
+token (a year) renews 30 days ahead, an installer token (12 hours) 3 hours ahead; a flat 30
+days would renew a 12-hour token on every check, and a daily check alone would let it lapse,
+so the next check is due at the earlier of one day and the renewal time. How long to wait
+after a failed cloud call is `core.backoff.Backoff`'s, and it holds for every caller. What
+became of the tokens at the gateway (`Outcomes`) feeds the diagnostic metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from envoy2mqtt.auth.claims import TokenInfo, describe
-from envoy2mqtt.auth.enlighten import TokenService
-from envoy2mqtt.auth.errors import TokenError
-from envoy2mqtt.auth.outcomes import Outcomes
-from envoy2mqtt.auth.renewal import Renewal
+from envoy2mqtt.auth.enlighten import Enlighten, TokenService
+from envoy2mqtt.auth.errors import TOKEN_PAGE, TokenError, TokenExpired
 from envoy2mqtt.auth.store import StoredToken, TokenStore
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import AuthStatus
+from envoy2mqtt.settings import ConfigError, GatewaySettings, Settings
 
 log = logging.getLogger(__name__)
+
+
+DAY: Final = 86400.0
+MIN_WAIT: Final = 1.0  # never spin: a check that is due now still waits this long
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """The renewal policy: renew `min(days, lifetime / 4)` before expiry, check at least daily."""
+
+    days: float = 30.0
+    check_every: float = DAY
+
+    def renew_at(self, info: TokenInfo) -> datetime | None:
+        """When renewal becomes due: `min(days, lifetime / 4)` before expiry (None: never)."""
+        if info.expires_at is None:
+            return None
+        return info.expires_at - min(timedelta(days=self.days), info.lifetime / 4)
+
+    def due(self, info: TokenInfo, now: datetime) -> bool:
+        """Whether renewal is due."""
+        renew_at = self.renew_at(info)
+        return renew_at is not None and now >= renew_at
+
+    def next_check(
+        self, info: TokenInfo | None, now: datetime, *, retry_at: datetime | None = None
+    ) -> float:
+        """Seconds until the token is looked at again: daily, at renewal, or at `retry_at`."""
+        renew_at = self.renew_at(info) if info is not None else None
+        if renew_at is None:
+            return self.check_every
+        if now >= renew_at:  # due: as soon as the back-off allows
+            wait = (retry_at - now).total_seconds() if retry_at else 0.0
+        else:
+            wait = (renew_at - now).total_seconds()
+        return max(MIN_WAIT, min(self.check_every, wait))
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """What became of our tokens: when the gateway last accepted one, and how many failed."""
+
+    last_success: datetime | None = None
+    failures: int = 0  # refused by the gateway, or not obtained from the cloud
+
+    def note(self, *, accepted: bool, now: datetime) -> None:
+        """One answer of the gateway to a token."""
+        if accepted:
+            self.last_success = now
+        else:
+            self.failures += 1
+
+    def status(self, info: TokenInfo | None) -> AuthStatus:
+        """Expiry and type of the token `info` describes, last success, failures."""
+        return AuthStatus(
+            method="token",
+            token_expires_at=info.expires_at if info else None,
+            token_type=info.kind if info else None,
+            last_success=self.last_success,
+            failures=self.failures,
+        )
+
+
+class FixedToken:
+    """The user's own ENVOY_TOKEN: used as it is, the cloud is never contacted."""
+
+    origin: Literal["fixed"] = "fixed"
+
+    def __init__(
+        self, token: str, *, renewal: Renewal | None = None, clock: Clock | None = None
+    ) -> None:
+        """Keep the token (never logged or published)."""
+        try:
+            self.info = describe(token)
+        except TokenError as err:
+            raise TokenError(f"ENVOY_TOKEN: {err}") from None
+        self.renewal = renewal or Renewal()
+        self._token = token
+        self._clock = clock or Clock()
+        self._outcomes = Outcomes()
+        self._warned = False
+
+    async def token(self, serial: str) -> str:
+        """The fixed token, unless it has expired or is for another gateway."""
+        self._check(serial)
+        return self._token
+
+    async def renew(self, serial: str) -> str:
+        """A fixed token cannot be renewed: say so plainly."""
+        self._check(serial)
+        raise TokenError(
+            "the gateway rejected ENVOY_TOKEN (expired or for another gateway); create a new "
+            f"token at {TOKEN_PAGE}, or set ENVOY_USERNAME and ENVOY_PASSWORD"
+        )
+
+    def next_check(self) -> float:
+        """Seconds until the expiry should be looked at again."""
+        if self._warned:
+            return self.renewal.check_every
+        return self.renewal.next_check(self.info, self._now())
+
+    async def maintain(self, serial: str) -> bool:  # noqa: ARG002 - TokenSource's signature
+        """Warn once as expiry nears; a fixed token is never replaced (always False)."""
+        expires = self.info.expires_at
+        if expires is None or self._warned or not self.renewal.due(self.info, self._now()):
+            return False
+        self._warned = True
+        log.warning(
+            "ENVOY_TOKEN expires on %s: create a new token at %s, or set ENVOY_USERNAME "
+            "and ENVOY_PASSWORD so that envoy2mqtt renews tokens by itself",
+            expires.date().isoformat(),
+            TOKEN_PAGE,
+        )
+        return False
+
+    def outcome(self, *, accepted: bool) -> None:
+        """Note whether the gateway accepted the token."""
+        self._outcomes.note(accepted=accepted, now=self._now())
+
+    def status(self) -> AuthStatus:
+        """Expiry and type of the token."""
+        return self._outcomes.status(self.info)
+
+    def _now(self) -> datetime:
+        # in UTC, as the cache stores it (the clock's wall time is local)
+        return self._clock.wall().astimezone(UTC)
+
+    def _check(self, serial: str) -> None:
+        expires = self.info.expires_at
+        if not self.info.usable(self._now()) and expires is not None:
+            raise TokenExpired(
+                f"ENVOY_TOKEN expired on {expires.isoformat(timespec='minutes')}: create a new "
+                f"token at {TOKEN_PAGE}, or set ENVOY_USERNAME and ENVOY_PASSWORD so that "
+                "envoy2mqtt renews tokens by itself"
+            )
+        if serial and self.info.serial is not None and self.info.serial != serial:
+            raise TokenError(
+                f"ENVOY_TOKEN was issued for gateway {self.info.serial}, but this gateway is "
+                f"{serial}: create a token for this gateway at {TOKEN_PAGE}"
+            )
+
 
 Origin = Literal["cache", "cloud"]
 
@@ -219,3 +367,29 @@ class CloudTokens:
 
 def _when(moment: datetime | None) -> str:
     return moment.isoformat(timespec="minutes") if moment else "an unknown time"
+
+
+def token_source(settings: Settings, gateway: GatewaySettings) -> FixedToken | CloudTokens | None:
+    """Where this gateway's tokens come from (None: digest auth or no credentials)."""
+    renewal = Renewal(days=settings.token_renew_days)
+    if gateway.token is not None:
+        try:
+            return FixedToken(gateway.token.get_secret_value(), renewal=renewal)
+        except TokenError as err:
+            raise ConfigError(str(err)) from None
+    if not gateway.username or not gateway.password:
+        return None
+    cloud = Enlighten(
+        gateway.username,
+        gateway.password.get_secret_value(),
+        login_url=settings.enlighten_login_url,
+        token_url=settings.entrez_token_url,
+        timeout=settings.cloud_timeout,
+    )
+    return CloudTokens(
+        cloud,
+        TokenStore(settings.state_dir),
+        account=gateway.username,
+        serial=gateway.serial,
+        renewal=renewal,
+    )
