@@ -135,7 +135,9 @@ class Audit:
                 PublishOptions(),
                 clock=Clock(monotonic=self.now),
             )
-            self.publisher.changes = WatchedChanges(heartbeat=self.publisher.options.heartbeat)
+            self.publisher.changes = WatchedChanges(
+                heartbeat=self.publisher.options.heartbeat_interval
+            )
         self.at = tick.at
         self.publisher.publish_snapshot(snapshot, grid_read=tick.grid_read)
         assert isinstance(self.publisher.changes, WatchedChanges)

@@ -62,29 +62,6 @@ def mqtt_options(settings: Settings, topics: Topics) -> MqttOptions:
     )
 
 
-def publish_options(settings: Settings) -> PublishOptions:
-    """Publishing behaviour from the settings."""
-    return PublishOptions(
-        discovery=settings.ha_discovery,
-        discovery_mode=settings.ha_discovery_mode,
-        heartbeat=settings.heartbeat_interval,
-        grid_debounce=settings.grid_debounce,
-        soc_thresholds=tuple(settings.soc_thresholds),
-        summary_interval=settings.summary_interval,
-        clamp_negative_production=settings.clamp_negative_production,
-        state_intervals={
-            "energy": settings.state_interval_energy,
-            "power": settings.state_interval_power,
-            "measurement": settings.state_interval_measurement,
-        },
-        power_jump=settings.state_power_jump,
-        ha_compat=settings.ha_compat,
-        battery_dwell=settings.battery_state_dwell,
-        battery_band=settings.battery_state_band,
-        runway_smoothing=settings.runway_smoothing,
-    )
-
-
 class App:
     """The running service: one MQTT link, one bridge per gateway, and the features."""
 
@@ -97,7 +74,7 @@ class App:
         self.finder = _finder(settings, gateways)  # ENVOY_HOST=auto: mDNS
         self.events = EventStream("app")
         self.link = MqttLink(mqtt_options(settings, self.topics), on_connect=self._on_connect)
-        options = publish_options(settings)
+        options = PublishOptions.of(settings)
         self.bridges = [
             Bridge(
                 gateway,

@@ -82,7 +82,7 @@ def published(snapshot: Snapshot, mode: str) -> tuple[dict[str, Json], list[Enti
     """The discovery configs a publisher sends for one snapshot, and its entities."""
     link = RecordingLink()
     publisher = GatewayPublisher(
-        link, Topics(), snapshot.gateway, PublishOptions(discovery_mode=mode)
+        link, Topics(), snapshot.gateway, PublishOptions(ha_discovery_mode=mode)
     )
     publisher.publish_snapshot(snapshot)
     configs = {
