@@ -41,27 +41,6 @@ class Stopped(Exception):
     """Raised inside the TaskGroup to end it after a clean goodbye."""
 
 
-def mqtt_options(settings: Settings, topics: Topics) -> MqttOptions:
-    """The link's options from the settings."""
-    if not settings.mqtt_host:
-        raise ConfigError("MQTT_HOST: missing (the broker's host name or address)")
-    return MqttOptions(
-        host=settings.mqtt_host,
-        port=settings.mqtt_port,
-        username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
-        client_id=settings.mqtt_client_id,
-        keepalive=settings.mqtt_keepalive,
-        tls=settings.mqtt_tls or settings.mqtt_ca_file is not None,
-        ca_file=settings.mqtt_ca_file,
-        cert_file=settings.mqtt_cert_file,
-        key_file=settings.mqtt_key_file,
-        tls_insecure=settings.mqtt_tls_insecure,
-        event_buffer=settings.mqtt_event_buffer,
-        will_topic=topics.bridge_state,
-    )
-
-
 class App:
     """The running service: one MQTT link, one bridge per gateway, and the features."""
 
@@ -73,7 +52,10 @@ class App:
         self.plan = read_plan(settings, gateways)  # LOADS_FILE: checked before anything starts
         self.finder = _finder(settings, gateways)  # ENVOY_HOST=auto: mDNS
         self.events = EventStream("app")
-        self.link = MqttLink(mqtt_options(settings, self.topics), on_connect=self._on_connect)
+        self.link = MqttLink(
+            MqttOptions.of(settings, will_topic=self.topics.bridge_state),
+            on_connect=self._on_connect,
+        )
         options = PublishOptions.of(settings)
         self.bridges = [
             Bridge(
