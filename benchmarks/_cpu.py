@@ -16,6 +16,7 @@ from _replay import Replay, Tick, midnight_utc
 from _sites import SITES
 
 from envoy2mqtt import catalog
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions
 from envoy2mqtt.mqtt.topics import Topics
 
@@ -95,7 +96,7 @@ def measure(site: str, stream: list[Tick], repetitions: int) -> CpuResult:
         link = CountingLink()
         clock = StreamClock()
         publisher = GatewayPublisher(
-            link, Topics(), snapshots[0].gateway, PublishOptions(), clock=clock
+            link, Topics(), snapshots[0].gateway, PublishOptions(), clock=Clock(monotonic=clock)
         )
         gc.collect()
         clock.now = stream[0].at

@@ -25,6 +25,7 @@ from _replay import Action, Replay, Tick, midnight_utc
 from _sites import SITES
 
 from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Value
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
 from envoy2mqtt.mqtt.topics import Topics
@@ -128,9 +129,15 @@ class Audit:
         if self.publisher is None:
             self.serial = snapshot.gateway.serial
             self.publisher = GatewayPublisher(
-                self.outbox, TOPICS, snapshot.gateway, PublishOptions(), clock=self.now
+                self.outbox,
+                TOPICS,
+                snapshot.gateway,
+                PublishOptions(),
+                clock=Clock(monotonic=self.now),
             )
-            self.publisher.changes = WatchedChanges(heartbeat=self.publisher.options.heartbeat)
+            self.publisher.changes = WatchedChanges(
+                heartbeat=self.publisher.options.heartbeat_interval
+            )
         self.at = tick.at
         self.publisher.publish_snapshot(snapshot, grid_read=tick.grid_read)
         assert isinstance(self.publisher.changes, WatchedChanges)

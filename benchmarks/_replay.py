@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.catalog import derived
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.gateway.client import GatewayClient

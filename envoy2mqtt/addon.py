@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -159,9 +158,3 @@ def _refusal(status: int, body: object) -> str:
         f"the Supervisor offers no MQTT broker ({said}): install and start the Mosquitto "
         "broker add-on, or set mqtt_host in the add-on options"
     )
-
-
-if __name__ == "__main__":
-    from envoy2mqtt.cli import main
-
-    sys.exit(main(["addon-run"]))

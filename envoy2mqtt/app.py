@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
-from envoy2mqtt.auth.factory import token_source
+from envoy2mqtt.auth.tokens import token_source
 from envoy2mqtt.control.extension import Controls
 from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.features.bridge_info import BridgeInfo
@@ -24,7 +24,7 @@ from envoy2mqtt.features.health import Health
 from envoy2mqtt.features.retained import RetainedState
 from envoy2mqtt.gateway.finder import GatewayFinder, interfaces_from, is_auto
 from envoy2mqtt.gateway.pinning import CertificatePins
-from envoy2mqtt.mqtt.discovery import HaRelease, device_mode_warning
+from envoy2mqtt.mqtt.discovery import device_mode_warning
 from envoy2mqtt.mqtt.link import MqttLink, MqttOptions
 from envoy2mqtt.mqtt.publisher import PublishOptions
 from envoy2mqtt.mqtt.topics import Topics
@@ -41,50 +41,6 @@ class Stopped(Exception):
     """Raised inside the TaskGroup to end it after a clean goodbye."""
 
 
-def mqtt_options(settings: Settings, topics: Topics) -> MqttOptions:
-    """The link's options from the settings."""
-    if not settings.mqtt_host:
-        raise ConfigError("MQTT_HOST: missing (the broker's host name or address)")
-    return MqttOptions(
-        host=settings.mqtt_host,
-        port=settings.mqtt_port,
-        username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
-        client_id=settings.mqtt_client_id,
-        keepalive=settings.mqtt_keepalive,
-        tls=settings.mqtt_tls or settings.mqtt_ca_file is not None,
-        ca_file=settings.mqtt_ca_file,
-        cert_file=settings.mqtt_cert_file,
-        key_file=settings.mqtt_key_file,
-        tls_insecure=settings.mqtt_tls_insecure,
-        event_buffer=settings.mqtt_event_buffer,
-        will_topic=topics.bridge_state,
-    )
-
-
-def publish_options(settings: Settings) -> PublishOptions:
-    """Publishing behaviour from the settings."""
-    return PublishOptions(
-        discovery=settings.ha_discovery,
-        discovery_mode=settings.ha_discovery_mode,
-        heartbeat=settings.heartbeat_interval,
-        grid_debounce=settings.grid_debounce,
-        soc_thresholds=tuple(settings.soc_thresholds),
-        summary_interval=settings.summary_interval,
-        clamp_negative_production=settings.clamp_negative_production,
-        state_intervals={
-            "energy": settings.state_interval_energy,
-            "power": settings.state_interval_power,
-            "measurement": settings.state_interval_measurement,
-        },
-        power_jump=settings.state_power_jump,
-        ha_compat=HaRelease.parse(settings.ha_compat),
-        battery_dwell=settings.battery_state_dwell,
-        battery_band=settings.battery_state_band,
-        runway_smoothing=settings.runway_smoothing,
-    )
-
-
 class App:
     """The running service: one MQTT link, one bridge per gateway, and the features."""
 
@@ -96,8 +52,11 @@ class App:
         self.plan = read_plan(settings, gateways)  # LOADS_FILE: checked before anything starts
         self.finder = _finder(settings, gateways)  # ENVOY_HOST=auto: mDNS
         self.events = EventStream("app")
-        self.link = MqttLink(mqtt_options(settings, self.topics), on_connect=self._on_connect)
-        options = publish_options(settings)
+        self.link = MqttLink(
+            MqttOptions.of(settings, will_topic=self.topics.bridge_state),
+            on_connect=self._on_connect,
+        )
+        options = PublishOptions.of(settings)
         self.bridges = [
             Bridge(
                 gateway,
@@ -139,7 +98,7 @@ class App:
             self.ghosts,
             Health(hub, self.link.stats),
         ]
-        warning = device_mode_warning(HaRelease.parse(settings.ha_compat))
+        warning = device_mode_warning(settings.ha_compat)
         if settings.ha_discovery and settings.ha_discovery_mode == "device" and warning:
             log.warning(warning)
 
@@ -182,10 +141,6 @@ class App:
     async def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         if payload.strip().lower() == b"online":
             self.events.emit(HomeAssistantOnline())
-
-    def sweep_ghosts(self) -> list[str]:
-        """One ghost sweep now (see `features.ghosts`); the topics it removed."""
-        return self.ghosts.sweep() if self.ghosts is not None else []
 
 
 def ensure_state_dir(path: Path) -> None:

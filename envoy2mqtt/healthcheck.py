@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from envoy2mqtt.statefile import write_atomically
+
 HEALTH_FILE: Final = "health.json"
 
 
@@ -41,9 +43,7 @@ class HealthFile:
             "last_online": self.last_online,
         }
         with suppress(OSError):
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(body), encoding="utf-8")
-            tmp.replace(self.path)
+            write_atomically(self.path, json.dumps(body), sync=False)
 
 
 def _alive(pid: object) -> bool:

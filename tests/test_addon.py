@@ -253,7 +253,7 @@ async def test_addon_run_bridges_with_the_supervisors_broker_and_never_logs_secr
             password=BROKER_PASSWORD,
         ) as recorder:
             process = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "envoy2mqtt.addon"),
+                *(sys.executable, "-m", "envoy2mqtt.cli", "addon-run"),
                 env={
                     "PATH": "/usr/bin:/bin",
                     "SUPERVISOR_URL": stand_in.url,

@@ -21,7 +21,6 @@ from pydantic import SecretStr
 
 from envoy2mqtt import catalog
 from envoy2mqtt.app import App
-from envoy2mqtt.auth.cloud import CloudTokens
 from envoy2mqtt.auth.command import token_command
 from envoy2mqtt.auth.enlighten import Enlighten
 from envoy2mqtt.auth.errors import (
@@ -33,6 +32,7 @@ from envoy2mqtt.auth.errors import (
     UnknownSerial,
 )
 from envoy2mqtt.auth.store import StoredToken, TokenStore
+from envoy2mqtt.auth.tokens import CloudTokens
 from envoy2mqtt.catalog.auth import AUTH
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.settings import Settings
@@ -547,7 +547,7 @@ async def test_no_password_or_token_in_any_log_line_or_mqtt_message(
                 await until(lambda: any("rejected the login" in x for x in logs.lines), 10)
             await asyncio.sleep(0.5)  # the last messages reach the recorder
     assert len(tokens) >= 3
-    assert {"pyenphase.envoy", "envoy2mqtt.auth.cloud", "envoy2mqtt.polling.bridge"} <= logs.names
+    assert {"pyenphase.envoy", "envoy2mqtt.auth.tokens", "envoy2mqtt.polling.bridge"} <= logs.names
     secrets = [PASSWORD, wrong, *tokens]
     assert recorder.records, "the recorder saw nothing"
     for line in logs.lines:

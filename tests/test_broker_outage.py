@@ -226,9 +226,9 @@ async def test_a_full_event_buffer_drops_the_oldest_and_keeps_order_and_time(
     broker = make_mosquitto(persistence=True)
     topic = f"{unique_prefix}/g/event"
     options = MqttOptions(
-        host=HOST,
-        port=broker.port,
-        event_buffer=10,
+        mqtt_host=HOST,
+        mqtt_port=broker.port,
+        mqtt_event_buffer=10,
         will_topic=f"{unique_prefix}/bridge/state",
         reconnect_max=1.0,
     )
@@ -272,7 +272,7 @@ async def test_what_was_queued_when_the_broker_died_goes_out_after_reconnect(
 ) -> None:
     broker = make_mosquitto(persistence=True)
     topic = f"{unique_prefix}/e"
-    link = MqttLink(MqttOptions(host=HOST, port=broker.port, reconnect_max=1.0))
+    link = MqttLink(MqttOptions(mqtt_host=HOST, mqtt_port=broker.port, reconnect_max=1.0))
     async with Watcher(broker.port, topic, f"{unique_prefix}-watch") as watcher:
         await asyncio.sleep(1.5)  # saved with the session
         task = asyncio.create_task(link.run())

@@ -28,6 +28,7 @@ from envoy2mqtt.catalog.ensemble import ENPOWERS
 from envoy2mqtt.catalog.inverters import INVERTERS
 from envoy2mqtt.catalog.metric import Device, Family, Metric, by_id, device_id
 from envoy2mqtt.catalog.relays import DRY_CONTACTS
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.mqtt.topics import Topics
@@ -78,7 +79,7 @@ def values(data: EnvoyData) -> dict[str, Value]:
 def published(data: EnvoyData, caplog: pytest.LogCaptureFixture) -> dict[str, bytes]:
     """Retained states the publisher sends for `data`, with no reader having failed."""
     link = RecordingLink()
-    publisher = GatewayPublisher(link, Topics(), INFO, clock=lambda: 0.0)
+    publisher = GatewayPublisher(link, Topics(), INFO, clock=Clock(monotonic=lambda: 0.0))
     with caplog.at_level(logging.WARNING):
         publisher.publish_snapshot(Snapshot(INFO, data, T0))
     failed = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]

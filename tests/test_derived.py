@@ -17,11 +17,9 @@ from envoy2mqtt.catalog.derived import (
     BatteryIntegrator,
     battery_watts,
     has_batteries,
-    load,
     observe,
-    save,
-    state_path,
 )
+from envoy2mqtt.polling.energy import load, save, state_path
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 
 import pytest
 
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.catalog.metric import Entity
 from envoy2mqtt.core.snapshot import Snapshot
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
@@ -82,7 +82,7 @@ def published(snapshot: Snapshot, mode: str) -> tuple[dict[str, Json], list[Enti
     """The discovery configs a publisher sends for one snapshot, and its entities."""
     link = RecordingLink()
     publisher = GatewayPublisher(
-        link, Topics(), snapshot.gateway, PublishOptions(discovery_mode=mode)
+        link, Topics(), snapshot.gateway, PublishOptions(ha_discovery_mode=mode)
     )
     publisher.publish_snapshot(snapshot)
     configs = {

@@ -17,7 +17,7 @@ from pyenphase.models.encharge import EnvoyEnchargeAggregate
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtMeterData
 
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import GatewayError, GatewayUnavailable

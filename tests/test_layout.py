@@ -19,15 +19,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "envoy2mqtt"
 MAY_IMPORT: dict[str, set[str] | None] = {
     "core": set(),
     "catalog": {"core"},
-    "auth": {"core", "settings"},
-    "gateway": {"core", "auth", "settings"},
+    "auth": {"core", "settings", "statefile"},
+    "gateway": {"core", "auth", "settings", "statefile"},
     "mqtt": {"core", "catalog", "settings"},
-    "polling": {"core", "catalog", "auth", "gateway", "mqtt", "settings"},
+    "polling": {"core", "catalog", "auth", "gateway", "mqtt", "settings", "statefile"},
     "features": {"core", "mqtt", "polling", "settings", "healthcheck", "__version__"},
     "shedding": {"core", "catalog", "mqtt", "settings", "polling", "features"},
     "control": {"core", "catalog", "gateway", "mqtt", "settings", "polling", "features"},
     "sim": set(),
     "settings": set(),
+    # the one atomic writer of STATE_DIR's files: standard library only, so every stage that
+    # keeps a file (tokens, pins, battery counters, health) can import it; the pure core and
+    # catalog keep no files
+    "statefile": set(),
 }
 # entry points inside a stage that drive another stage (imported lazily, at run time)
 ENTRY_POINTS: dict[str, set[str]] = {"auth/command.py": {"gateway"}}  # `envoy2mqtt token`

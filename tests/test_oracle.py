@@ -27,7 +27,7 @@ from pyenphase.exceptions import EnvoyProbeFailed
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt import catalog
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.catalog.metric import Reading
 from envoy2mqtt.core.snapshot import Snapshot, Value
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource

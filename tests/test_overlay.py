@@ -9,7 +9,7 @@ from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
 
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.overlay import Battery, LaneReadings, merged
 from envoy2mqtt.sim import SimulatedGateway

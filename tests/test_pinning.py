@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import envoy2mqtt.sim.gateway
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import CertificateChanged
 from envoy2mqtt.gateway.pinning import CertificatePins

@@ -448,7 +448,7 @@ HOSTILE_SERIALS = ["12+34", "12#34", "12/34", "12\x0034", "\x1b[31m", "☀☀", 
 def test_hostile_gateway_serials_stay_inside_their_topic_level(serial: str, mode: str) -> None:
     info, reading = good_reading("8.2.4286_with_3cts_and_battery_split")
     messages = publish(
-        dataclasses.replace(info, serial=serial), reading, PublishOptions(discovery_mode=mode)
+        dataclasses.replace(info, serial=serial), reading, PublishOptions(ha_discovery_mode=mode)
     )
     check_messages(messages, {serial.strip()})
     levels = {topic.split("/")[1] for topic, _ in messages if topic.startswith(f"{BASE}/")}

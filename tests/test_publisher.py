@@ -8,10 +8,12 @@ from pyenphase.models.inverter import EnvoyInverter
 from pyenphase.models.system_consumption import EnvoySystemConsumption
 from pyenphase.models.system_production import EnvoySystemProduction
 
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.mqtt.publisher import GatewayPublisher, PublishOptions, format_value
 from envoy2mqtt.mqtt.summary import packet_size
 from envoy2mqtt.mqtt.topics import Topics, sanitize
+from envoy2mqtt.settings import Settings
 from tests.links import RecordingLink
 
 INFO = GatewayInfo(serial="122238082763", firmware="7.6.175", part_number="800-00654-r08")
@@ -49,7 +51,7 @@ def publisher(link: RecordingLink, **options: object) -> GatewayPublisher:
         Topics(),
         INFO,
         PublishOptions(**options),  # type: ignore[arg-type]
-        clock=lambda: float(next(clock)),
+        clock=Clock(monotonic=lambda: float(next(clock))),
     )
 
 
@@ -147,7 +149,7 @@ def test_summary_fits_a_pubsubclient_packet() -> None:
 
 def test_device_mode_groups_entities_in_cmps() -> None:
     link = RecordingLink()
-    publisher(link, discovery_mode="device").publish_snapshot(Snapshot(INFO, data(), T0))
+    publisher(link, ha_discovery_mode="device").publish_snapshot(Snapshot(INFO, data(), T0))
     configs = {t: json.loads(p) for t, p, _ in link.messages if t.startswith("homeassistant/")}
     gateway = configs["homeassistant/device/envoy2mqtt_122238082763/config"]
     assert "envoy2mqtt_122238082763_production_power" in gateway["cmps"]
@@ -198,3 +200,16 @@ def test_ha_compat_adds_the_newer_device_keys_only_when_asked() -> None:
     new = gateway_device(ha_compat=HaRelease(2024, 9))
     assert new["serial_number"] == "122238082763"
     assert new["model_id"] == "800-00654-r08"
+
+
+def test_publish_options_are_the_settings_of_those_names() -> None:
+    settings = Settings.model_construct()  # the defaults, without reading the environment
+    options = PublishOptions.of(settings)
+    assert options.heartbeat_interval == settings.heartbeat_interval
+    assert options.state_power_jump == settings.state_power_jump
+    assert options.state_intervals == {
+        "energy": settings.state_interval_energy,
+        "power": settings.state_interval_power,
+        "measurement": settings.state_interval_measurement,
+    }
+    assert PublishOptions().state_intervals == {}  # a plain publisher: every change at once

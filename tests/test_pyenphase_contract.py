@@ -28,7 +28,7 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.updaters.base import EnvoyUpdater
 
 import envoy2mqtt
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.legacy import GatedLegacyAuth

@@ -15,6 +15,7 @@ from envoy2mqtt import catalog
 from envoy2mqtt.catalog.metric import GatewayMetrics, Metric
 from envoy2mqtt.catalog.reader import CatalogReader
 from envoy2mqtt.catalog.roles import Roles
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.mqtt.topics import Topics
@@ -63,7 +64,7 @@ def test_catalog_declares_events_context_and_summary() -> None:
 
 def test_negative_night_production_is_clamped_per_phase_too() -> None:
     link = RecordingLink()
-    publisher = GatewayPublisher(link, Topics(), INFO, clock=lambda: 0.0)
+    publisher = GatewayPublisher(link, Topics(), INFO, clock=Clock(monotonic=lambda: 0.0))
     data = production(-3, {"L1": -1, "L2": -2, "L3": 4})
     publisher.publish_snapshot(Snapshot(INFO, data, T0))
     state = link.retained()
@@ -91,7 +92,9 @@ def test_broken_reader_warns_once_per_gateway_not_once_per_process(
     with caplog.at_level(logging.WARNING):
         for serial in ("111111111111", "222222222222"):
             info = dataclasses.replace(INFO, serial=serial)
-            pub = GatewayPublisher(RecordingLink(), Topics(), info, clock=lambda: 0.0)
+            pub = GatewayPublisher(
+                RecordingLink(), Topics(), info, clock=Clock(monotonic=lambda: 0.0)
+            )
             pub.catalog = CatalogReader(serial, sources=(source,))
             for _ in range(3):
                 pub.publish_snapshot(Snapshot(info, data, T0))

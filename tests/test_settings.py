@@ -11,6 +11,7 @@ import pytest
 from envoy2mqtt.cli import build_parser
 from envoy2mqtt.settings import ConfigError, Settings, load_settings
 from envoy2mqtt.settings.flags import setting_overrides
+from envoy2mqtt.settings.forms import HaRelease
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,3 +203,40 @@ def test_state_dir_follows_xdg_not_the_working_directory(
     assert load_settings().state_dir == tmp_path / "home" / ".local/state/envoy2mqtt"
     monkeypatch.setenv("STATE_DIR", "/data")  # the Docker image's and the add-on's
     assert load_settings().state_dir == Path("/data")
+
+
+def test_ha_compat_is_a_release_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVOY_HOST", "127.0.0.1")
+    monkeypatch.setenv("HA_COMPAT", "2024.10")  # JSON would read this as the float 2024.1
+    assert load_settings().ha_compat == HaRelease(2024, 10)
+    assert load_settings(ha_compat=" 2024.11.3 ").ha_compat == HaRelease(2024, 11)
+    assert str(load_settings().ha_compat) == "2024.10"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024.13",  # the setting once took it, and the bridge failed at start reading it
+        "2023.12",  # a release, but older than any the payloads suit
+        "2024.11.0b1",  # the parser once took it: no pre-release to support
+        "2024.1.2.3",  # both once took it
+        "2024",
+    ],
+)
+def test_ha_compat_refuses_what_is_not_a_release_to_support(text: str) -> None:
+    with pytest.raises(ConfigError, match="HA_COMPAT"):
+        load_settings(envoy_host="127.0.0.1", ha_compat=text)
+
+
+@pytest.mark.parametrize(
+    ("text", "release"),
+    [("2024.11", HaRelease(2024, 11)), ("2023.12.4", HaRelease(2023, 12))],
+)
+def test_a_release_parses_alike_for_settings_and_evidence(text: str, release: HaRelease) -> None:
+    assert HaRelease.parse(text) == release
+
+
+@pytest.mark.parametrize("text", ["2024.13", "2024.11.0b1", "2024.1.2.3", "24.1", "x"])
+def test_what_is_not_a_release_does_not_parse(text: str) -> None:
+    with pytest.raises(ValueError, match="not a Home Assistant release"):
+        HaRelease.parse(text)

@@ -324,7 +324,7 @@ async def test_the_arm_switch_is_a_retained_setting_and_a_home_assistant_switch(
             )
             switch = json.loads(configs[f"{ha}/switch/{gateway.serial}/shedding_armed/config"])
             sensor = json.loads(configs[f"{ha}/sensor/{gateway.serial}/shedding_dryer/config"])
-            assert s.app.sweep_ghosts() == []  # ours: the ghost sweep keeps them
+            assert s.app.ghosts.sweep() == []  # ours: the ghost sweep keeps them
             await s.publish(switch["command_topic"], "off")  # as Home Assistant does
             await s.wait(lambda s: s.recorder.latest().get(switch["state_topic"]) == b"off")
         async with site(mosquitto_session, unique_prefix, tmp_path, loads, gateway=gateway) as s:

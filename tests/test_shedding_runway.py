@@ -10,6 +10,7 @@ from pyenphase.models.meters import CtType
 
 from envoy2mqtt import catalog
 from envoy2mqtt.catalog.derived import RUNWAY_CAP_MIN, backup_runway, house_load_watts
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Snapshot, Value
 from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.mqtt.summary import MAX_PACKET, packet_size
@@ -100,9 +101,9 @@ def test_the_summary_with_runway_still_fits_a_pubsubclient_packet_at_extremes() 
     assert enpower is not None
     extreme = replace(extreme, enpower=replace(enpower, mains_oper_state="open"))
     link = RecordingLink()
-    GatewayPublisher(link, Topics(), snap.gateway, clock=lambda: 0.0).publish_snapshot(
-        Snapshot(snap.gateway, extreme, snap.taken_at, snap.auth, snap.derived)
-    )
+    GatewayPublisher(
+        link, Topics(), snap.gateway, clock=Clock(monotonic=lambda: 0.0)
+    ).publish_snapshot(Snapshot(snap.gateway, extreme, snap.taken_at, snap.auth, snap.derived))
     topic = f"envoy2mqtt/{snap.gateway.serial}/summary"
     payload = link.retained()[topic].decode()
     body = json.loads(payload)

@@ -12,12 +12,11 @@ import pytest
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.auth.claims import TokenInfo, describe, token_claims
-from envoy2mqtt.auth.cloud import CloudTokens
 from envoy2mqtt.auth.errors import CloudUnreachable, LoginRejected, TokenError, TokenExpired
-from envoy2mqtt.auth.fixed import FixedToken
-from envoy2mqtt.auth.renewal import Renewal
 from envoy2mqtt.auth.store import StoredToken, TokenStore
+from envoy2mqtt.auth.tokens import CloudTokens, FixedToken, Renewal
 from envoy2mqtt.catalog.auth import AUTH
+from envoy2mqtt.core import clock as core_clock
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.core.snapshot import AuthStatus, GatewayInfo, Snapshot
 from envoy2mqtt.sim import make_token
@@ -41,6 +40,10 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+    def bridge_clock(self) -> core_clock.Clock:
+        """The bridge's clock with this wall time."""
+        return core_clock.Clock(wall=self)
 
 
 class FakeCloud:
@@ -73,7 +76,7 @@ def cloud_source(
         cloud,
         TokenStore(tmp_path / "state"),
         account=account,
-        clock=clock,
+        clock=clock.bridge_clock(),
         backoff=Backoff(first=60, cap=3600),
     )
 
@@ -201,7 +204,7 @@ def test_store_write_failure_is_a_warning_not_a_crash(
 async def test_fixed_token_expired_says_what_to_do() -> None:
     clock = Clock()
     token = make_token(SERIAL, lifetime=DAY, clock=clock.epoch)
-    fixed = FixedToken(token, clock=clock)
+    fixed = FixedToken(token, clock=clock.bridge_clock())
     assert await fixed.token(SERIAL) == token
     clock.advance(days=2)
     with pytest.raises(TokenExpired, match=r"ENVOY_TOKEN expired on .*entrez") as caught:
@@ -217,7 +220,7 @@ async def test_fixed_token_for_another_gateway_is_refused() -> None:
 
 async def test_fixed_token_warns_once_as_expiry_nears(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    fixed = FixedToken(make_token(SERIAL, clock=clock.epoch), clock=clock)
+    fixed = FixedToken(make_token(SERIAL, clock=clock.epoch), clock=clock.bridge_clock())
     assert fixed.next_check() == DAY
     clock.advance(days=340)
     with caplog.at_level(logging.WARNING):
@@ -305,7 +308,7 @@ async def test_cloud_down_keeps_the_token_backs_off_and_says_so_once(
     token = await source.token(SERIAL)
     clock.advance(days=340)
     cloud.error = CloudUnreachable("cannot reach Enphase's cloud (example: ClientError)")
-    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.cloud"):
+    with caplog.at_level(logging.INFO, logger="envoy2mqtt.auth.tokens"):
         for _ in range(6):
             assert not await source.maintain(SERIAL)  # in back-off: no call at all
             clock.advance(seconds=source.next_check())

@@ -10,10 +10,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from envoy2mqtt.auth.claims import TokenInfo
-from envoy2mqtt.auth.cloud import CloudTokens
 from envoy2mqtt.auth.errors import TokenError
-from envoy2mqtt.auth.factory import token_source
-from envoy2mqtt.auth.fixed import FixedToken
+from envoy2mqtt.auth.tokens import CloudTokens, FixedToken, token_source
 from envoy2mqtt.settings import GatewaySettings, Settings
 
 Lines = list[tuple[str, str]]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final
+
+from envoy2mqtt.statefile import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +74,9 @@ class TokenStore:
             "obtained_at": stored.obtained_at.isoformat(),
             "token": stored.token,
         }
-        tmp = path.with_name(path.name + ".tmp")
         try:
             self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            tmp.unlink(missing_ok=True)
-            # O_EXCL with mode 0600: the secret is never readable by others, not even briefly
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                os.fchmod(file.fileno(), FILE_MODE)  # whatever the umask
-                json.dump(body, file)
-                file.flush()
-                os.fsync(file.fileno())
-            tmp.replace(path)
+            write_atomically(path, json.dumps(body), mode=FILE_MODE)
         except OSError as err:
             log.warning(
                 "cannot write the token cache %s: %s; the token will be fetched again after a "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Final
 
 from pyenphase.models.meters import CtType
-from pyenphase.models.tariff import EnvoyStorageMode
 
 from envoy2mqtt.catalog.acb import ACB_UNITS
 from envoy2mqtt.catalog.base import (
@@ -35,7 +34,7 @@ from envoy2mqtt.catalog.derived import (
 )
 from envoy2mqtt.catalog.encharge import BATTERIES
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics
-from envoy2mqtt.core.snapshot import Snapshot, Value
+from envoy2mqtt.core.snapshot import STORAGE_MODES, Snapshot, Value
 from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S
 
 __all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", "battery_state"]
@@ -43,9 +42,6 @@ __all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", 
 IDLE_WATTS: Final = 50  # below this either way a battery is idle (standby draw, CT noise)
 BATTERY_STATES: Final = ("charging", "discharging", "idle")
 RUNWAY: Final = Shape(unit="min", device_class="duration", deadband=1, pace="measurement")
-STORAGE_MODES: Final = tuple(
-    mode.value for mode in EnvoyStorageMode if mode is not EnvoyStorageMode.LEGACY_SAVINGS
-)
 
 
 def battery_state(watts: float | None) -> str | None:

@@ -4,17 +4,13 @@ load and the backup runway."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtType
-
-log = logging.getLogger(__name__)
 
 BATTERY_CHARGED: Final = "battery_charged_energy"
 BATTERY_DISCHARGED: Final = "battery_discharged_energy"
@@ -187,27 +183,3 @@ def observe(integrator: BatteryIntegrator, data: EnvoyData, at: datetime) -> dic
         return {}
     integrator.add(watts, at)
     return integrator.values()
-
-
-def state_path(state_dir: Path, serial: str) -> Path:
-    """Where a gateway's battery integrator state lives."""
-    return state_dir / f"battery-energy-{serial}.json"
-
-
-def load(path: Path, *, max_gap: float = MAX_GAP_S) -> BatteryIntegrator:
-    """The integrator persisted at `path`; a fresh one if there is none or it is unreadable."""
-    try:
-        return BatteryIntegrator.from_json(path.read_text(encoding="utf-8"), max_gap=max_gap)
-    except FileNotFoundError:
-        return BatteryIntegrator(max_gap=max_gap)
-    except (OSError, ValueError) as err:
-        log.warning("battery energy state %s unreadable (%s); starting from zero", path, err)
-        return BatteryIntegrator(max_gap=max_gap)
-
-
-def save(path: Path, integrator: BatteryIntegrator) -> None:
-    """Persist the integrator atomically (write a temporary file, then rename it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(integrator.to_json(), encoding="utf-8")
-    temporary.replace(path)

@@ -21,7 +21,6 @@ V: Final = "V"
 A: Final = "A"
 HZ: Final = "Hz"
 PCT: Final = "%"
-VAR: Final = "var"
 VA: Final = "VA"
 CELSIUS: Final = "°C"
 

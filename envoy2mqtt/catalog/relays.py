@@ -20,9 +20,7 @@ from envoy2mqtt.catalog.base import (
     part_attribute,
 )
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, Device, Family, by_id, device_id
-from envoy2mqtt.core.snapshot import Snapshot, Value
-
-GENERATOR_MODES = ("off", "on", "auto")
+from envoy2mqtt.core.snapshot import GENERATOR_MODES, Snapshot, Value
 
 
 @dataclass(frozen=True, slots=True)

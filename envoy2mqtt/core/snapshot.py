@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Final
 
 from pyenphase.models.envoy import EnvoyData
+from pyenphase.models.tariff import EnvoyStorageMode
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ KNOWN_RELAY_STATES: Final = frozenset({"closed", "open", "open synchronizing", "
 """Relay states seen in the field (D8.3.6086 islands as `open synchronizing`, then
 `open synchronized`, and never reads plain `open`)."""
 KNOWN_COLLAR_STATES: Final = frozenset({"on_grid", "off_grid"})
+STORAGE_MODES: Final = tuple(
+    mode.value for mode in EnvoyStorageMode if mode is not EnvoyStorageMode.LEGACY_SAVINGS
+)
+"""The battery profiles a gateway reports and takes (`economy` is the app's "savings")."""
+GENERATOR_MODES: Final = ("off", "on", "auto")
+"""The modes of a generator's dry contact, as read and as written."""
 _ON: Final = frozenset({"closed", "close", "on", "ongrid"})
 _OFF: Final = frozenset({"open", "off", "offgrid"})
 _reported: set[str] = set()  # unknown states already logged: once per process, not per read

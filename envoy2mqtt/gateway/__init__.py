@@ -8,5 +8,6 @@ protocol errors into ours (`errors`, `translate`); our own bugs are not translat
 is the `GatewayClient` the bridge uses: connect, authenticate, read each lane. `adapter` is the
 only module that touches pyenphase's private names or reads the gateway's raw JSON, and only
 this stage imports pyenphase's client and aiohttp for gateway traffic. May import: `core`,
-`auth` (the token source it is handed), `settings`; never `catalog` or `mqtt`.
+`auth` (the token source it is handed), `settings`, `statefile` (the pins);
+never `catalog` or `mqtt`.
 """

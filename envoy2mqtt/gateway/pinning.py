@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from envoy2mqtt.statefile import write_atomically
+
 log = logging.getLogger(__name__)
 
 FOLDER: Final = "certificates"
@@ -99,7 +101,7 @@ class CertificatePins:
             if stored is None:
                 return None
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(stored.hex() + "\n", encoding="ascii")
+            write_atomically(path, stored.hex() + "\n")
             log.info(
                 "gateway %s: trusting its certificate from now on (SHA-256 %s, pinned in %s)",
                 host,

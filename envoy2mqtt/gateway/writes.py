@@ -26,13 +26,14 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.tariff import EnvoyStorageMode
 from pyenphase.updaters.tariff import EnvoyTariffUpdater
 
+# the modes are the core's; re-exported until control/ imports them from core.snapshot too
+from envoy2mqtt.core.snapshot import GENERATOR_MODES as GENERATOR_MODES  # noqa: PLC0414
+from envoy2mqtt.core.snapshot import STORAGE_MODES as STORAGE_MODES  # noqa: PLC0414
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import GatewayAuthError, GatewayError, GatewayUnavailable
 from envoy2mqtt.gateway.translate import translated
 
-STORAGE_MODES: Final = ("backup", "self-consumption", "economy")
-GENERATOR_MODES: Final = ("off", "on", "auto")
 # a dry contact's settings that can be written, as pyenphase's model names them
 CONTACT_SETTINGS: Final[Mapping[str, Callable[[str | float], object]]] = {
     "mode": lambda v: DryContactMode(str(v)),

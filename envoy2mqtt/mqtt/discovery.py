@@ -12,12 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final
 
 from envoy2mqtt import __version__
 from envoy2mqtt.catalog.metric import Device, Entity
 from envoy2mqtt.core.snapshot import GatewayInfo
 from envoy2mqtt.mqtt.topics import Topics, sanitize
+from envoy2mqtt.settings.forms import OLDEST_HA
+
+# a release is read where the setting is; re-exported for the payloads' users (mypy --strict)
+from envoy2mqtt.settings.forms import HaRelease as HaRelease  # noqa: PLC0414
 
 Json = dict[str, object]
 
@@ -29,29 +33,7 @@ CODE_TEMPLATE: Final = '{{ {"code": value} | tojson }}'
 MANUFACTURER: Final = "Enphase"
 
 
-class HaRelease(NamedTuple):
-    """A Home Assistant release, year and month (2024.11), ordered as releases are."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> HaRelease:
-        """`"2024.11"` or `"2024.11.3"` -> HaRelease(2024, 11)."""
-        parts = text.strip().split(".")
-        try:
-            year, month = int(parts[0]), int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"not a Home Assistant release: {text!r} (e.g. 2024.11)") from None
-        if year < 2000 or not 1 <= month <= 12:
-            raise ValueError(f"not a Home Assistant release: {text!r} (e.g. 2024.11)")
-        return cls(year, month)
-
-    def __str__(self) -> str:
-        return f"{self.year}.{self.month}"
-
-
-OLDEST: Final = HaRelease(2024, 1)  # the oldest release the default payloads suit
+OLDEST: Final = OLDEST_HA  # the oldest release the default payloads suit
 NEWEST_CHECKED: Final = HaRelease(2026, 11)  # the newest whose schemas were read
 DEVICE_DISCOVERY: Final = HaRelease(2024, 11)  # homeassistant/device/<id>/config from here on
 # The device schema allows no key it does not know (the entity is rejected): these only
@@ -88,11 +70,6 @@ def unique_id(serial: str, path: str) -> str:
 def object_id(serial: str, path: str) -> str:
     """The entity id's object part, `envoy_<serial>_<path>`, as Home Assistant slugifies it."""
     return _NOT_SLUG.sub("_", f"envoy_{serial}_{path}".lower()).strip("_")
-
-
-def entity_id(component: str, serial: str, path: str) -> str:
-    """The entity id Home Assistant gives an entity when it first sees it."""
-    return f"{component}.{object_id(serial, path)}"
 
 
 def _allowed(key: str, oldest: HaRelease) -> bool:
@@ -248,9 +225,3 @@ def device_configs(
         }
         out.append(DiscoveryMessage(topics.device_config(device_id), payload))
     return out
-
-
-def component_of(topic: str) -> str | None:
-    """The component of a per-entity config topic, or None for device configs."""
-    parts = topic.split("/")
-    return parts[-4] if len(parts) >= 4 and parts[-4] != "device" else None

@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +29,7 @@ from envoy2mqtt.mqtt.client import Client, ClosingSSLSocket
 from envoy2mqtt.mqtt.link_protocol import Handler, RetainHandler
 from envoy2mqtt.mqtt.outbox import Message, Outbox
 from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE
+from envoy2mqtt.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +39,40 @@ LOGIN_REFUSED: Final = (4, 5, 134, 135)  # bad user name or password / not autho
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MqttOptions:
-    """How to reach the broker."""
+    """How to reach the broker: the MQTT_* settings of these names (`of` takes them by name)."""
 
-    host: str
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    client_id: str | None = None
-    keepalive: int = 30
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    tls_insecure: bool = False
-    event_buffer: int = 10_000
+    mqtt_host: str
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    mqtt_client_id: str | None = None
+    mqtt_keepalive: int = 30
+    mqtt_tls: bool = False  # (or a CA file given)
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    mqtt_event_buffer: int = 10_000
     will_topic: str = "envoy2mqtt/bridge/state"
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+
+    @classmethod
+    def of(cls, settings: Settings, *, will_topic: str) -> MqttOptions:
+        """The MQTT_* settings of these names, the password revealed for the client only."""
+        if not settings.mqtt_host:
+            raise ConfigError("MQTT_HOST: missing (the broker's host name or address)")
+        taken = {
+            f.name: getattr(settings, f.name) for f in fields(cls) if f.name.startswith("mqtt_")
+        }
+        secret = settings.mqtt_password
+        taken["mqtt_password"] = secret.get_secret_value() if secret is not None else None
+        return cls(**taken, will_topic=will_topic)
+
+    @property
+    def tls(self) -> bool:
+        """Whether to speak TLS: MQTT_TLS, or a CA file given."""
+        return self.mqtt_tls or self.mqtt_ca_file is not None
 
 
 """`handler(topic, payload, retained)`: for those that must tell a retained message from a live
@@ -68,7 +86,6 @@ class LinkStats:
 
     connects: int = 0
     published: int = 0
-    bytes_out: int = 0
     events_dropped: int = 0
     last_publish: float = 0.0
 
@@ -82,12 +99,12 @@ class MqttLink:
         self.on_connect = on_connect
         self.stats = LinkStats()
         self.connected = asyncio.Event()
-        self.outbox = Outbox(options.event_buffer)
+        self.outbox = Outbox(options.mqtt_event_buffer)
         self._wake = asyncio.Event()
         self._handlers: dict[str, Handler] = {}
         self._flagged: dict[str, RetainHandler] = {}
         self._client: aiomqtt.Client | None = None
-        self._identifier = options.client_id or f"envoy2mqtt-{uuid.uuid4().hex[:10]}"
+        self._identifier = options.mqtt_client_id or f"envoy2mqtt-{uuid.uuid4().hex[:10]}"
 
     # -- the caller's side: never blocks, never raises on a broker outage --------------------
 
@@ -229,7 +246,6 @@ class MqttLink:
             timeout=PUBLISH_TIMEOUT,
         )
         self.stats.published += 1
-        self.stats.bytes_out += len(message.payload) + len(message.topic)
         self.stats.last_publish = time.time()
 
     def _make_client(self) -> aiomqtt.Client:
@@ -237,33 +253,34 @@ class MqttLink:
         tls_context: ssl.SSLContext | None = None
         if opts.tls:
             tls_context = ssl.create_default_context(
-                cafile=str(opts.ca_file) if opts.ca_file else None
+                cafile=str(opts.mqtt_ca_file) if opts.mqtt_ca_file else None
             )
-            if opts.cert_file:
+            if opts.mqtt_cert_file:
                 tls_context.load_cert_chain(
-                    str(opts.cert_file), str(opts.key_file) if opts.key_file else None
+                    str(opts.mqtt_cert_file),
+                    str(opts.mqtt_key_file) if opts.mqtt_key_file else None,
                 )
-            if opts.tls_insecure:
+            if opts.mqtt_tls_insecure:
                 tls_context.check_hostname = False
                 tls_context.verify_mode = ssl.CERT_NONE
             tls_context.sslsocket_class = ClosingSSLSocket
         return Client(
-            opts.host,
-            opts.port,
-            username=opts.username,
-            password=opts.password,
+            opts.mqtt_host,
+            opts.mqtt_port,
+            username=opts.mqtt_username,
+            password=opts.mqtt_password,
             identifier=self._identifier,
             will=aiomqtt.Will(opts.will_topic, OFFLINE, qos=1, retain=True),
-            keepalive=opts.keepalive,
+            keepalive=opts.mqtt_keepalive,
             tls_context=tls_context,
-            tls_insecure=opts.tls_insecure if opts.tls else None,
+            tls_insecure=opts.mqtt_tls_insecure if opts.tls else None,
             timeout=PUBLISH_TIMEOUT,
             # urgent states and events must not wait for Nagle's algorithm
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
     def _where(self) -> str:
-        return f"{self.options.host}:{self.options.port}"
+        return f"{self.options.mqtt_host}:{self.options.mqtt_port}"
 
 
 def _refused(err: aiomqtt.MqttError) -> bool:

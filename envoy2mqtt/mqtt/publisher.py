@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
 from envoy2mqtt.catalog.metric import Reading
 from envoy2mqtt.catalog.reader import CatalogReader
 from envoy2mqtt.catalog.roles import Roles
 from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.events import Event, EventDetector
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
 from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S, RUNWAY_TAU_S
@@ -21,6 +21,7 @@ from envoy2mqtt.mqtt.link_protocol import Link
 from envoy2mqtt.mqtt.settle import Settler
 from envoy2mqtt.mqtt.summary import SummaryThrottle, summary_json
 from envoy2mqtt.mqtt.topics import OFFLINE, ONLINE, Topics
+from envoy2mqtt.settings import Settings
 
 __all__ = [
     "OFFLINE",
@@ -37,22 +38,44 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PublishOptions:
-    """Publishing behaviour shared by every gateway."""
+    """Publishing behaviour shared by every gateway: the settings of these names.
 
-    discovery: bool = True
-    discovery_mode: str = "entity"  # or "device"
-    heartbeat: float = 300.0
+    `of(settings)` takes them from `Settings` by name, so there is no second list to keep in
+    step; the defaults here are a plain publisher's (every change published at once), for
+    tests and benchmarks, not the service's (those are Settings').
+    """
+
+    ha_discovery: bool = True
+    ha_discovery_mode: str = "entity"  # or "device"
+    heartbeat_interval: float = 300.0
     grid_debounce: int = 2
     soc_thresholds: Sequence[int] = (20, 10)
     summary_interval: float = 1.0
     clamp_negative_production: bool = True
-    # minimum seconds between state publishes per Metric.pace (none: every change)
-    state_intervals: Mapping[str, float] = field(default_factory=dict)
-    power_jump: float = 0.0  # a power moving this much is published at once all the same
+    # minimum seconds between state publishes per Metric.pace (None: every change)
+    state_interval_energy: float | None = None
+    state_interval_power: float | None = None
+    state_interval_measurement: float | None = None
+    state_power_jump: float = 0.0  # a power moving this much is published at once all the same
     ha_compat: HaRelease = OLDEST  # the oldest Home Assistant the discovery payloads suit
-    battery_dwell: float = BATTERY_DWELL_S  # a new battery state is believed after this long
-    battery_band: float = BATTERY_BAND_W  # ... and only this far from zero (idle within)
+    battery_state_dwell: float = BATTERY_DWELL_S  # a new battery state is believed after this
+    battery_state_band: float = BATTERY_BAND_W  # ... and only this far from zero (idle within)
     runway_smoothing: float = RUNWAY_TAU_S  # the runway's averaging time constant (s)
+
+    @classmethod
+    def of(cls, settings: Settings) -> PublishOptions:
+        """The settings of these names (the one list of what publishing reads)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    @property
+    def state_intervals(self) -> dict[str, float]:
+        """The minimum seconds between state publishes, per `Metric.pace` that has one."""
+        paces = {
+            "energy": self.state_interval_energy,
+            "power": self.state_interval_power,
+            "measurement": self.state_interval_measurement,
+        }
+        return {pace: seconds for pace, seconds in paces.items() if seconds is not None}
 
 
 def format_value(value: Value) -> str:
@@ -87,7 +110,7 @@ class GatewayPublisher:
     info: GatewayInfo
     options: PublishOptions = field(default_factory=PublishOptions)
     name: str | None = None
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = field(default_factory=Clock)
     available: bool | None = None
     roles: Roles = field(default_factory=Roles)
     changes: ChangeDetector = field(init=False)
@@ -99,19 +122,19 @@ class GatewayPublisher:
 
     def __post_init__(self) -> None:
         opts = self.options
-        self.changes = ChangeDetector(heartbeat=opts.heartbeat)
+        self.changes = ChangeDetector(heartbeat=opts.heartbeat_interval)
         self.catalog = CatalogReader(self.info.serial)
         self.settler = Settler(
             opts.grid_debounce,
             opts.clamp_negative_production,
-            opts.battery_dwell,
-            opts.battery_band,
+            opts.battery_state_dwell,
+            opts.battery_state_band,
             opts.runway_smoothing,
         )
         self.events = EventDetector(soc_thresholds=opts.soc_thresholds)
         self.summary = SummaryThrottle(opts.summary_interval)
         self.announcer = Announcer(
-            self.link, self.topics, opts.discovery_mode, self.name, oldest=opts.ha_compat
+            self.link, self.topics, opts.ha_discovery_mode, self.name, oldest=opts.ha_compat
         )
 
     def publish_snapshot(self, snapshot: Snapshot, *, grid_read: bool = True) -> int:
@@ -149,7 +172,7 @@ class GatewayPublisher:
             sent += 1
         roles = self.roles
         for path, value in self.changes.diff(
-            settled.values, self.clock(), roles.deadbands, roles.pacing
+            settled.values, self.clock.monotonic(), roles.deadbands, roles.pacing
         ).items():
             urgent = path in roles.urgent
             self.link.publish(
@@ -168,14 +191,14 @@ class GatewayPublisher:
         if current.keys() == self.announcer.entities.keys():
             return 0
         opts = self.options
-        self.roles = Roles.of(current.values(), opts.state_intervals, opts.power_jump)
+        self.roles = Roles.of(current.values(), opts.state_intervals, opts.state_power_jump)
         self.events.watch = self.roles.watch
         self.changes.vanished(current)  # one that comes back is published at once
         self.announcer.follow(current)
-        return self.announcer.announce(self.info) if self.options.discovery else 0
+        return self.announcer.announce(self.info) if self.options.ha_discovery else 0
 
     def _publish_summary(self, values: Mapping[str, Value]) -> int:
-        payload = self.summary.due(summary_json(values, self.roles.summary), self.clock())
+        payload = self.summary.due(summary_json(values, self.roles.summary), self.clock.monotonic())
         if payload is None:
             return 0
         self.link.publish(self.topics.summary(self.info.serial), payload, retain=True)
@@ -210,12 +233,12 @@ class GatewayPublisher:
     def announce_controls(self, messages: Sequence[DiscoveryMessage]) -> int:
         """The control entities' configs: published with the rest, those withdrawn removed."""
         self.announcer.controls = tuple(messages)
-        return self.announcer.announce(self.info) if self.options.discovery else 0
+        return self.announcer.announce(self.info) if self.options.ha_discovery else 0
 
     def republish(self) -> int:
         """After a reconnect or Home Assistant's birth: discovery, availability, then states."""
         sent = 0
-        if self.options.discovery and self.announcer.entities:
+        if self.options.ha_discovery and self.announcer.entities:
             sent += self.announcer.announce(self.info)
         if self.available is not None:
             self._send_availability()

@@ -11,6 +11,7 @@ from typing import Final
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.catalog import derived
+from envoy2mqtt.statefile import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class BatteryEnergy:
         """Load the counters of this gateway (once, on its first connect)."""
         if self.state_dir is not None and self._integrator is None:
             self.serial = serial
-            self._integrator = derived.load(derived.state_path(self.state_dir, serial))
+            self._integrator = load(state_path(self.state_dir, serial))
 
     def observe(self, data: EnvoyData, at: datetime, now: float) -> dict[str, float]:
         """Integrate this reading; the derived values for the snapshot. Saves when due."""
@@ -47,6 +48,29 @@ class BatteryEnergy:
         if self._integrator is None or self.state_dir is None or self.serial is None:
             return
         try:
-            derived.save(derived.state_path(self.state_dir, self.serial), self._integrator)
+            save(state_path(self.state_dir, self.serial), self._integrator)
         except OSError as err:
             log.warning("cannot save battery energy counters in %s: %s", self.state_dir, err)
+
+
+def state_path(state_dir: Path, serial: str) -> Path:
+    """Where a gateway's battery integrator state lives."""
+    return state_dir / f"battery-energy-{serial}.json"
+
+
+def load(path: Path, *, max_gap: float = derived.MAX_GAP_S) -> derived.BatteryIntegrator:
+    """The integrator persisted at `path`; a fresh one if there is none or it is unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return derived.BatteryIntegrator.from_json(text, max_gap=max_gap)
+    except FileNotFoundError:
+        return derived.BatteryIntegrator(max_gap=max_gap)
+    except (OSError, ValueError) as err:
+        log.warning("battery energy state %s unreadable (%s); starting from zero", path, err)
+        return derived.BatteryIntegrator(max_gap=max_gap)
+
+
+def save(path: Path, integrator: derived.BatteryIntegrator) -> None:
+    """Persist the integrator atomically (raises OSError if that fails)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, integrator.to_json())

@@ -13,7 +13,14 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from envoy2mqtt.settings.forms import IntList, default_state_dir, describe_source_error
+from envoy2mqtt.settings.forms import (
+    OLDEST_HA,
+    HaRelease,
+    HaReleaseText,
+    IntList,
+    default_state_dir,
+    describe_source_error,
+)
 from envoy2mqtt.settings.gateways import (
     BatteryInterval,
     Cadence,
@@ -133,16 +140,15 @@ class Settings(BaseSettings):
     """`entity`: one config per entity; `device`: one per device (Home Assistant 2024.11+)."""
     ha_status_topic: str = "homeassistant/status"
     """Home Assistant's birth topic: on `online` discovery and states are re-sent."""
-    ha_compat: str = "2024.1"
+    ha_compat: HaReleaseText = OLDEST_HA
     """The oldest Home Assistant release the discovery payloads must suit (2024.1 .. 2026.11)."""
 
     @field_validator("ha_compat")
     @classmethod
-    def _ha_release(cls, value: str) -> str:
-        parts = value.strip().split(".")
-        if len(parts) < 2 or not all(p.isdigit() for p in parts[:3]) or int(parts[0]) < 2024:
-            raise ValueError("give the oldest Home Assistant release to support, e.g. 2024.1")
-        return value.strip()
+    def _ha_release(cls, value: HaRelease) -> HaRelease:
+        if value < OLDEST_HA:
+            raise ValueError(f"give the oldest Home Assistant release to support, {OLDEST_HA}+")
+        return value
 
     state_dir: Path = Field(default_factory=default_state_dir)
     """Where the token cache, counters, certificate pins and health file live."""

@@ -1,5 +1,5 @@
-"""How a setting's value is read from text, where state lives by default, and the one line
-for a value a settings source could not read at all."""
+"""How a setting's value is read from text (lists, a Home Assistant release), where state lives
+by default, and the one line for a value a settings source could not read at all."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final, NamedTuple
 
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode, SettingsError
 
 _FIELD_IN_SOURCE_ERROR = re.compile(r'field "(\w+)"')
+_RELEASE: Final = re.compile(r"(\d{4})\.(\d{1,2})(?:\.\d+)?")
 
 
 def split_list(value: object) -> object:
@@ -31,6 +32,40 @@ def split_list(value: object) -> object:
 # A list of plain values in any form: pydantic-settings would otherwise insist on JSON in the
 # environment and .env (and fail there with a traceback), while a flag gave the comma form.
 IntList = Annotated[list[int], NoDecode, BeforeValidator(split_list)]
+
+
+class HaRelease(NamedTuple):
+    """A Home Assistant release, year and month (2024.11), ordered as releases are."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> HaRelease:
+        """`"2024.11"` or `"2024.11.3"` -> HaRelease(2024, 11); ValueError for anything else.
+
+        The one reading of a release, for HA_COMPAT and the schema evidence alike: a year, a
+        month 1-12 and optionally a patch number; no pre-release (`2024.11.0b1`: not one to
+        support), no fourth part.
+        """
+        found = _RELEASE.fullmatch(text.strip())
+        if found is None or not 1 <= int(found.group(2)) <= 12:
+            raise ValueError(f"not a Home Assistant release: {text!r} (e.g. 2024.11)")
+        return cls(int(found.group(1)), int(found.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.year}.{self.month}"
+
+
+def read_release(value: object) -> object:
+    """A release setting's text as a `HaRelease` (any other value is left to pydantic)."""
+    return HaRelease.parse(value) if isinstance(value, str) else value
+
+
+OLDEST_HA: Final = HaRelease(2024, 1)  # the oldest release the discovery payloads suit
+
+# A release in the text a user writes (`2024.11`), never JSON (which would read it as a float).
+HaReleaseText = Annotated[HaRelease, NoDecode, BeforeValidator(read_release)]
 
 
 def default_state_dir() -> Path:
