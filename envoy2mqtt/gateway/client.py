@@ -111,7 +111,6 @@ class GatewayClient:
         # the newest reading of each of pyenphase's lanes, handed back to it as `envoy.data`
         self._normal: EnvoyData | None = None
         self._inverters: EnvoyData | None = None
-        self.auth_failures = 0
 
     async def __aenter__(self) -> GatewayClient:
         """Open the HTTP session (learning the certificate's pin first, if pinning is on)."""
@@ -214,7 +213,6 @@ class GatewayClient:
             if auth is None and not renew:
                 auth = await self._checked(tokens, await tokens.renew(serial))
         except TokenError as err:
-            self.auth_failures += 1
             raise GatewayAuthError(str(err)) from err
         if auth is None:
             raise GatewayAuthError(
@@ -244,7 +242,6 @@ class GatewayClient:
             async with asyncio.timeout(self._request_timeout):
                 await auth.setup(envoy.current_client)
         except (EnvoyAuthenticationError, EnvoyAuthenticationRequired):
-            self.auth_failures += 1
             tokens.outcome(accepted=False)
             return None
         except TimeoutError as err:
