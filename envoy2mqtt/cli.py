@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once the gateway's first N values arrived (0: never)",
     )
     demo.add_argument("--quiet", action="store_true", help="do not print the topics")
+    demo.add_argument(
+        "--field",
+        action="store_true",
+        help="the simulated gateway behaves as current firmware does in the field: pages that "
+        "take up to a minute, the relay's real states, battery noise (see docs/simulator.md)",
+    )
     add_setting_flags(demo, COMMAND_SETTINGS["demo"])
     token = commands.add_parser(
         "token",
@@ -164,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     duration=args.duration,
                     quiet=args.quiet,
                     until_values=args.until_values,
+                    field=args.field,
                 )
             )
         return asyncio.run(_run(settings))

@@ -31,7 +31,7 @@ from envoy2mqtt.app import App, install_signal_handlers
 from envoy2mqtt.mqtt.ghosts import Ghosts
 from envoy2mqtt.mqtt.topics import sanitize
 from envoy2mqtt.settings import ConfigError, Settings
-from envoy2mqtt.sim import SimulatedGateway, list_captures
+from envoy2mqtt.sim import Field, SimulatedGateway, list_captures
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,10 @@ async def demo(
     duration: float = 0,
     quiet: bool = False,
     until_values: int = 0,
+    field: bool = False,
 ) -> int:
-    """Run the demo until Ctrl-C (or `duration` seconds, or `until_values` values)."""
+    """Run the demo until Ctrl-C (or `duration` seconds, or `until_values` values); with
+    `field`, the simulated gateway behaves as field reports describe current firmware."""
     if capture not in list_captures():
         raise ConfigError(
             f"--capture: there is no capture named {capture!r}; "
@@ -246,7 +248,14 @@ async def demo(
             await stack.enter_async_context(embedded_broker(port))
             updates.update(mqtt_host="127.0.0.1", mqtt_port=port)
             print(f"# embedded MQTT broker on 127.0.0.1:{port}", flush=True)
-        gateway = await stack.enter_async_context(SimulatedGateway(capture=capture, drift=True))
+        behaviour = Field.current_firmware() if field else Field.off()
+        if field:
+            print(
+                "# the gateway behaves as in the field: production.json takes 30-55 s", flush=True
+            )
+        gateway = await stack.enter_async_context(
+            SimulatedGateway(capture=capture, drift=True, field=behaviour)
+        )
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envoy2mqtt-")))
         updates.update(
             envoy_host=gateway.host,
