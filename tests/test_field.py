@@ -100,7 +100,9 @@ async def test_each_outage_and_return_is_one_grid_event_through_the_relays_real_
             await asyncio.sleep(1.0)
             records = list(recorder.records)
     assert grid_events(records, f"{base}/event") == ["off-grid", "on-grid"] * 4
-    statuses = [r.payload for r in records if r.topic == f"{base}/grid_status"]
+    # the retained state, as it changed (a broker connect re-publishes the current one)
+    said = [r.payload for r in records if r.topic == f"{base}/grid_status"]
+    statuses = [b for a, b in zip([None, *said], said, strict=False) if a != b]
     assert statuses == [b"on-grid"] + [b"off-grid", b"on-grid"] * 4
     relay = {r.payload for r in records if r.topic.endswith("/grid_relay")}  # on its device
     assert {b"open synchronizing", b"open synchronized", b"closed"} <= relay

@@ -227,8 +227,8 @@ async def test_a_slow_inventory_never_delays_grid_reads(
             asked = gateway.stats.requests["/inventory.json"]
             in_flight = in_flight_of(gateway.stats.log)
     assert asked, "the slow endpoint was read during the test"
-    # a fast interval and the confirming read: never a slow page's timeout
-    assert max(delays) <= 2 * FAST_LANE + 1.0, delays
+    # the grid reads never waited for a slow page: not one of its timeouts (5 s) passed
+    assert max(delays) < slow_timeout, delays
     assert b"offline" not in availability, "one slow endpoint is not an offline gateway"
     assert in_flight["fast"] <= 1
     assert in_flight["slow"] <= 1

@@ -130,8 +130,12 @@ class Debouncer:
     _stable: dict[str, Value] = field(default_factory=dict)
     _candidate: dict[str, tuple[Value, int]] = field(default_factory=dict)
 
-    def feed(self, key: str, value: Value) -> Value:
-        """Return the debounced value for this reading."""
+    def feed(self, key: str, value: Value, *, vouched: bool = False) -> Value:
+        """Return the debounced value for this reading.
+
+        `vouched`: the source's own state machine stands behind this reading (the relay's
+        `open synchronizing`, say): it is believed at once, no confirming read awaited.
+        """
         stable = self._stable.get(key)
         if stable is None:
             self._stable[key] = value
@@ -141,7 +145,7 @@ class Debouncer:
             return stable
         seen_value, count = self._candidate.get(key, (value, 0))
         count = count + 1 if seen_value == value else 1
-        if count >= self.reads:
+        if vouched or count >= self.reads:
             self._stable[key] = value
             self._candidate.pop(key, None)
             return value

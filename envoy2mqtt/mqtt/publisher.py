@@ -141,12 +141,15 @@ class GatewayPublisher:
         """Settle this snapshot and send what changed; how many messages were queued."""
         return self.send(self.settle(snapshot, grid_read=grid_read))
 
-    def settle(self, snapshot: Snapshot, *, grid_read: bool = True) -> Settled:
+    def settle(
+        self, snapshot: Snapshot, *, grid_read: bool = True, grid_vouched: bool = False
+    ) -> Settled:
         """Read, settle and diff one snapshot: its values and events, nothing sent yet
         (but discovery for entities that just appeared, which must precede their states).
 
         `grid_read` says whether the snapshot holds a new reading of the grid status: the
         debounce counts readings, not snapshots (other lanes re-publish the same reading).
+        `grid_vouched`: that reading is the relay's own transitional state, believed at once.
         """
         self.info = snapshot.gateway
         readings = self.catalog.readings(snapshot)
@@ -156,6 +159,7 @@ class GatewayPublisher:
             self.roles,
             snapshot.taken_at,
             fresh_reads=grid_read,
+            vouched=grid_vouched,
             zone=zone_named(self.info.timezone),
         )
         events = self.events.detect(values, snapshot.taken_at)

@@ -48,12 +48,14 @@ class Settler:
         taken_at: datetime,
         *,
         fresh_reads: bool = True,
+        vouched: bool = False,
         zone: tzinfo | None = None,
     ) -> dict[str, Value]:
         """The values to publish for these readings.
 
         `fresh_reads`: the readings hold a new reading of the debounced values (the debounce
-        counts readings, not snapshots: other lanes re-publish the same reading).
+        counts readings, not snapshots: other lanes re-publish the same reading). `vouched`:
+        that new reading needs no confirming read (see `Debouncer.feed`).
         """
         # "today" counters reset at the gateway's midnight, in the zone it states (else TZ)
         day = local_to(zone, taken_at).date().isoformat()
@@ -71,7 +73,8 @@ class Settler:
                     value = self.counters.check(path, value, daily=daily, day_changed=day_changed)
             if path in roles.debounced:
                 if fresh_reads or path not in self._held:
-                    self._held[path] = self.debounce.feed(path, value)
+                    vouch = vouched and fresh_reads
+                    self._held[path] = self.debounce.feed(path, value, vouched=vouch)
                 value = self._held[path]
             elif (load_path := roles.smoothed.get(path)) is not None:
                 load = _number(readings, load_path)

@@ -32,6 +32,11 @@ def _local_zone() -> str:
     return datetime.now().astimezone().tzname() or "local time"
 
 
+def _transitional(state: str) -> bool:
+    """A relay state of the gateway's own state machine (`open synchronizing`, ...)."""
+    return len(state.split()) > 1
+
+
 Read = Callable[[], Awaitable[None]]
 PAGE_LANES: Final = (Lane.NORMAL, Lane.SLOW)  # the lanes that read the slow pages
 
@@ -69,6 +74,8 @@ class Lanes:
         self._grid_read = False  # a new grid reading since the last publish (for the debounce)
         self.normal_started = float("-inf")  # when the full read behind `data` began (monotonic)
         self.early_grid: GridStatus | None = None  # read before the probe (see `run`)
+        self._relay_state: str | None = None  # the relay's last state as read
+        self._grid_vouched = False  # the new grid reading needs no confirming read
         self._no_grid = False  # neither relay nor collar answered: no early grid watch
 
     async def run(self, info: GatewayInfo) -> None:
@@ -92,7 +99,7 @@ class Lanes:
                 self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, info, first=0.0)
             )
             if self.data.enpower is not None or self.data.collar is not None or self._has_cts():
-                lanes.create_task(self._lane(Lane.FAST, cadence.fast, self.read_fast, info))
+                lanes.create_task(self._fast_lane(info))
             if self.data.encharge_aggregate is not None:
                 lanes.create_task(
                     self._lane(Lane.BATTERY, cadence.battery, self.read_battery, info)
@@ -153,6 +160,20 @@ class Lanes:
                 await self._confirm_grid(info, self.read_early_grid)
             await self._wait(Lane.FAST, self.cadence.fast)
 
+    async def _fast_lane(self, info: GatewayInfo) -> None:
+        """The grid first, published the moment it is read (and confirmed at once when it
+        changed), then the CTs: a CT read never stands between an outage and its event."""
+        current_lane.set(Lane.FAST)
+        await self._wait(Lane.FAST, self.cadence.fast)
+        while True:
+            if (
+                self.data.enpower is not None or self.data.collar is not None
+            ) and await self._cycle(self.read_grid, info):
+                await self._confirm_grid(info)
+            if self._has_cts():
+                await self._cycle(self.read_meters, info)
+            await self._wait(Lane.FAST, self.cadence.fast)
+
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
 
@@ -165,9 +186,7 @@ class Lanes:
         else:
             await self.clock.sleep(first)
         while True:
-            read_ok = await self._cycle(read, info)
-            if lane == Lane.FAST and read_ok:
-                await self._confirm_grid(info)
+            await self._cycle(read, info)
             await self._wait(lane, base)
 
     async def _cycle(self, read: Read, info: GatewayInfo) -> bool:
@@ -267,7 +286,11 @@ class Lanes:
             self._no_grid = True
             return
         source, state = found
-        self.early_grid = relay_status(state) if source == "relay" else collar_status(state)
+        if source == "relay":
+            self._relay_read(state)
+            self.early_grid = relay_status(state)
+        else:
+            self.early_grid = collar_status(state)
         self._grid_read = True
 
     async def read_inverters(self) -> None:
@@ -275,25 +298,35 @@ class Lanes:
         self._inverters = await self.client.read_inverters()
         self.data = merge_inverters(self.data, self._inverters)
 
-    async def read_fast(self) -> None:
-        """CT readings, then the grid status."""
-        if self._has_cts():
-            meters = await self.client.read_meters()
-            if meters[0]:
-                self._lanes.meters = (self.clock.monotonic(), meters)
-        await self.read_grid()  # read last: an outage is published the moment it is read
+    async def read_meters(self) -> None:
+        """Fresh CT readings."""
+        meters = await self.client.read_meters()
+        if meters[0]:
+            self._lanes.meters = (self.clock.monotonic(), meters)
+        self.data = self._lanes.over(self.data)
 
     async def read_grid(self) -> None:
         """The grid status from the Enpower relay or the IQ Meter Collar."""
         state: str | None = None
         if self.data.enpower is not None:
             state = await self.client.read_grid()
+            if state is not None:
+                self._relay_read(state)
         elif self.data.collar is not None:
             state = await self.client.read_collar()
         if state is not None:
             self._lanes.grid = (self.clock.monotonic(), state)
             self._grid_read = True
         self.data = self._lanes.over(self.data)
+
+    def _relay_read(self, state: str) -> None:
+        """Note a relay state; a move into, or out of, the gateway's own transitional states
+        (`open synchronizing`, `open synchronized`: more than one word) needs no confirming
+        read: the gateway's relay controller stands behind it, no one-read glitch does."""
+        before, self._relay_state = self._relay_state, state
+        self._grid_vouched = _transitional(state) or (
+            before is not None and _transitional(before) and before != state
+        )
 
     async def read_battery(self) -> None:
         """Battery state of charge and power."""
@@ -325,7 +358,9 @@ class Lanes:
         now = datetime.now(UTC)
         extra = self.energy.observe(self.data, now, self.clock.monotonic())
         snapshot = Snapshot(info, self.data, now, auth, extra, self.early_grid)
-        settled = self.publisher.settle(snapshot, grid_read=self._grid_read)
-        self._grid_read = False
+        settled = self.publisher.settle(
+            snapshot, grid_read=self._grid_read, grid_vouched=self._grid_vouched
+        )
+        self._grid_read = self._grid_vouched = False
         self.events.emit(SnapshotSettled(self, settled.values, settled.events, now))
         self.publisher.send(settled)
