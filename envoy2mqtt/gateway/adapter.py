@@ -73,16 +73,21 @@ async def run_updaters(
     envoy: Envoy,
     include: Iterable[type[EnvoyUpdater]] | None = None,
     exclude: Iterable[type[EnvoyUpdater]] = (),
+    *,
+    reuse_probe: bool = False,
 ) -> EnvoyData:
     """What `Envoy.update()` reads, over the probed updaters of one lane only.
 
     `include`: these updaters only; otherwise every one but `exclude`, and the reading is
     vetted as update() vets a full one (firmware 3's all-zero start-up readings).
+    `reuse_probe`: the first reading after the probe takes the answers the probe cached
+    (pyenphase's endpoint cache) instead of reading the slow pages again.
     """
     wanted = tuple(include) if include is not None else None
     skip = tuple(exclude)
     updaters: list[EnvoyUpdater] = envoy._updaters
-    envoy._endpoint_cache.clear()  # update() shares answers within one reading only
+    if not reuse_probe:
+        envoy._endpoint_cache.clear()  # update() shares answers within one reading only
     data = EnvoyData()
     async with translated("updating"):
         for updater in updaters:

@@ -147,9 +147,11 @@ class GatewayClient:
     # -- set-up -------------------------------------------------------------------------------
 
     async def connect(self) -> GatewayInfo:
-        """Read /info, authenticate, and find out what the gateway has (`open` + `probe`)."""
+        """Read /info, authenticate, find out what the gateway has and its time zone."""
         await self.open()
-        return await self.probe()
+        await self.probe()
+        await self.read_zone()
+        return self.info()
 
     async def open(self) -> GatewayInfo:
         """Read /info and authenticate: seconds, even on a gateway whose pages take a minute.
@@ -176,11 +178,15 @@ class GatewayClient:
 
     async def probe(self) -> GatewayInfo:
         """Find out what the gateway has (pyenphase's probe reads production.json, which
-        takes up to a minute on current firmware) and the time zone it states in /home."""
+        takes up to a minute on current firmware)."""
         async with translated("probing features"):
             await self.envoy.probe()
-        self._timezone = await self._stated_zone()
         return self.info()
+
+    async def read_zone(self) -> str | None:
+        """The time zone the gateway states in /home (over a minute on current firmware)."""
+        self._timezone = await self._stated_zone()
+        return self._timezone
 
     async def _stated_zone(self) -> str | None:
         """The time zone the gateway states in /home (read once per connect), if it does."""
@@ -266,13 +272,16 @@ class GatewayClient:
 
     # -- lanes --------------------------------------------------------------------------------
 
-    async def read_normal(self) -> EnvoyData:
-        """Everything pyenphase reads, except the slow inverter endpoints.
+    async def read_normal(self, *, reuse_probe: bool = False) -> EnvoyData:
+        """Everything pyenphase reads, except the slow inverter endpoints (`reuse_probe`:
+        the answers the probe just had, where it read them).
 
         Afterwards `envoy.data` is this reading (with the inverter lane's newest), as after
         pyenphase's own `update()`, so pyenphase's write methods can run.
         """
-        data = await adapter.run_updaters(self.envoy, exclude=adapter.INVERTER_UPDATERS)
+        data = await adapter.run_updaters(
+            self.envoy, exclude=adapter.INVERTER_UPDATERS, reuse_probe=reuse_probe
+        )
         if status := adapter.meter_status(data):
             self._meter_status = status
         self._normal = data

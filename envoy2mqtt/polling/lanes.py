@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -66,6 +67,7 @@ class Lanes:
         self.cadence, self.pace, self.clock = cadence, pace, clock
         self.energy, self.tokens, self.events = energy, tokens, events
         self.data = EnvoyData()
+        self.info = publisher.info  # what the gateway said of itself so far
         self.zone = zone_named(publisher.info.timezone)
         self._inverters: EnvoyData | None = None
         # the fast and battery lanes' newest readings (monotonic time when read), laid over
@@ -85,29 +87,29 @@ class Lanes:
         the fast endpoints, while the probe and the first full read go through the slow pages
         (a minute on current firmware); their entities appear when their data first arrives.
         """
+        self.info = info
         async with asyncio.TaskGroup() as early:
-            watch = early.create_task(self._watch_early(info), name="early grid watch")
+            watch = early.create_task(self._watch_early(), name="early grid watch")
             try:
-                info = await self._complete(info)
+                await self._complete()
             finally:
                 watch.cancel()
         self.early_grid = None  # the full reading knows the System Controller now
         cadence = self.cadence
         async with asyncio.TaskGroup() as lanes:
-            lanes.create_task(self._lane(Lane.NORMAL, cadence.normal, self.read_normal, info))
+            lanes.create_task(self._lane(Lane.NORMAL, cadence.normal, self.read_normal))
             lanes.create_task(
-                self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, info, first=0.0)
+                self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, first=0.0)
             )
             if self.data.enpower is not None or self.data.collar is not None or self._has_cts():
-                lanes.create_task(self._fast_lane(info))
+                lanes.create_task(self._fast_lane())
             if self.data.encharge_aggregate is not None:
-                lanes.create_task(
-                    self._lane(Lane.BATTERY, cadence.battery, self.read_battery, info)
-                )
+                lanes.create_task(self._lane(Lane.BATTERY, cadence.battery, self.read_battery))
             if self.tokens is not None:
                 lanes.create_task(self._keep_token(self.tokens))
+            lanes.create_task(self._learn_zone())
 
-    async def _complete(self, info: GatewayInfo) -> GatewayInfo:
+    async def _complete(self) -> None:
         """Probe and read everything once (the slow pages), retrying until it works.
 
         A page that times out costs that page, not the gateway's availability: the early grid
@@ -117,16 +119,9 @@ class Lanes:
         attempt = 0
         while True:
             try:
-                info = await self.client.probe()
-                self.zone = zone_named(info.timezone)
-                log.info(
-                    "gateway %s: probed; its day runs on %s",
-                    info.serial,
-                    f"{info.timezone} (from /home)"
-                    if info.timezone
-                    else f"the bridge's own zone, {_local_zone()} (it states none: set TZ)",
-                )
-                await self.read_normal()
+                self.info = await self.client.probe()
+                log.info("gateway %s: probed (%s)", self.info.serial, self.info.model)
+                await self.read_normal(reuse_probe=True)
             except GatewayAuthError:
                 raise
             except GatewayError as err:
@@ -137,7 +132,7 @@ class Lanes:
                 wait = min(10.0 * attempt, 120.0)
                 log.warning(
                     "gateway %s: %s; the grid is watched meanwhile, the rest retried in %.0f s",
-                    info.serial,
+                    self.info.serial,
                     err,
                     wait,
                 )
@@ -145,22 +140,40 @@ class Lanes:
                 continue
             break
         self.health.mark(ok=True)
-        self.publish(info)
-        return info
+        self.publish()
 
-    async def _watch_early(self, info: GatewayInfo) -> None:
+    async def _learn_zone(self) -> None:
+        """The zone the gateway's day runs on, from /home (a slow page: read once, after the
+        first values are out); until then, and without one, the bridge's own."""
+        current_lane.set(Lane.SLOW)
+        try:
+            zone = await self.client.read_zone()
+        except GatewayError:
+            zone = None
+        if zone is not None:
+            self.info = replace(self.info, timezone=zone)
+            self.zone = zone_named(zone)
+        log.info(
+            "gateway %s: its day runs on %s",
+            self.info.serial,
+            f"{zone} (from /home)"
+            if zone
+            else f"the bridge's own zone, {_local_zone()} (it states none: set TZ)",
+        )
+
+    async def _watch_early(self) -> None:
         """The grid from the fast endpoints, at the fast cadence, until the probe is done."""
         current_lane.set(Lane.FAST)
         while True:
-            read_ok = await self._cycle(self.read_early_grid, info)
+            read_ok = await self._cycle(self.read_early_grid)
             if self._no_grid:
                 self.health.mark(ok=True)  # /info and authentication answered: it is there
                 return
             if read_ok:
-                await self._confirm_grid(info, self.read_early_grid)
+                await self._confirm_grid(self.read_early_grid)
             await self._wait(Lane.FAST, self.cadence.fast)
 
-    async def _fast_lane(self, info: GatewayInfo) -> None:
+    async def _fast_lane(self) -> None:
         """The grid first, published the moment it is read (and confirmed at once when it
         changed), then the CTs: a CT read never stands between an outage and its event."""
         current_lane.set(Lane.FAST)
@@ -168,28 +181,26 @@ class Lanes:
         while True:
             if (
                 self.data.enpower is not None or self.data.collar is not None
-            ) and await self._cycle(self.read_grid, info):
-                await self._confirm_grid(info)
+            ) and await self._cycle(self.read_grid):
+                await self._confirm_grid()
             if self._has_cts():
-                await self._cycle(self.read_meters, info)
+                await self._cycle(self.read_meters)
             await self._wait(Lane.FAST, self.cadence.fast)
 
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
 
-    async def _lane(
-        self, lane: Lane, base: float, read: Read, info: GatewayInfo, first: float | None = None
-    ) -> None:
+    async def _lane(self, lane: Lane, base: float, read: Read, first: float | None = None) -> None:
         current_lane.set(lane)
         if first is None:
             await self._wait(lane, base)
         else:
             await self.clock.sleep(first)
         while True:
-            await self._cycle(read, info)
+            await self._cycle(read)
             await self._wait(lane, base)
 
-    async def _cycle(self, read: Read, info: GatewayInfo) -> bool:
+    async def _cycle(self, read: Read) -> bool:
         """One read and, when it worked, one publish; whether it worked.
 
         Only the gateway's own failures count against it: a bug of ours is logged with its
@@ -208,14 +219,16 @@ class Lanes:
             tolerated = (lane in PAGE_LANES and self._watched) or self._quiet()
             self.health.mark(ok=False, err=err, page=tolerated)
         except Exception:
-            log.exception("gateway %s: unexpected error in envoy2mqtt (please report)", info.serial)
+            log.exception(
+                "gateway %s: unexpected error in envoy2mqtt (please report)", self.info.serial
+            )
         else:
             self.health.mark(ok=True)
-            self.publish(info)
+            self.publish()
             return True
         return False
 
-    async def _confirm_grid(self, info: GatewayInfo, read: Read | None = None) -> None:
+    async def _confirm_grid(self, read: Read | None = None) -> None:
         """A changed grid status: read it again soon, until believed or contradicted.
 
         The debounce wants GRID_DEBOUNCE consecutive reads of the new state; waiting a whole
@@ -226,7 +239,7 @@ class Lanes:
             if not self.publisher.grid_unconfirmed:
                 return
             await self.clock.sleep(self.pace.interval(self.cadence.grid_confirm))
-            if not await self._cycle(read or self.read_grid, info):
+            if not await self._cycle(read or self.read_grid):
                 return
 
     async def _wait(self, lane: Lane, base: float) -> None:
@@ -259,10 +272,14 @@ class Lanes:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def read_normal(self) -> None:
-        """Everything but inverters; the fast lanes' newer readings stay on top."""
+    async def read_normal(self, *, reuse_probe: bool = False) -> None:
+        """Everything but inverters; the fast lanes' newer readings stay on top.
+
+        `reuse_probe`: right after the probe, take the pages it just read (production.json
+        took up to a minute) rather than asking for them again.
+        """
         started = self.clock.monotonic()
-        data = await self.client.read_normal()
+        data = await self.client.read_normal(reuse_probe=reuse_probe)
         if started < self.normal_started:
             return  # a full read that began later (a command's read-back) is in already
         self.normal_started = started
@@ -276,7 +293,7 @@ class Lanes:
     async def refresh(self) -> EnvoyData:
         """A full read now, published: a command's read-back."""
         await self.read_normal()
-        self.publish(self.publisher.info)
+        self.publish()
         return self.data
 
     async def read_early_grid(self) -> None:
@@ -348,7 +365,7 @@ class Lanes:
                 except GatewayError as err:
                     log.warning("gateway %s: %s", self.client.host, err)
 
-    def publish(self, info: GatewayInfo) -> None:
+    def publish(self) -> None:
         """Settle a snapshot of everything read so far, tell the stream, then publish it.
 
         The stream hears first: what a feature sends urgently on a settled snapshot (load
@@ -357,7 +374,7 @@ class Lanes:
         auth = self.tokens.status() if self.tokens is not None else None
         now = datetime.now(UTC)
         extra = self.energy.observe(self.data, now, self.clock.monotonic())
-        snapshot = Snapshot(info, self.data, now, auth, extra, self.early_grid)
+        snapshot = Snapshot(self.info, self.data, now, auth, extra, self.early_grid)
         settled = self.publisher.settle(
             snapshot, grid_read=self._grid_read, grid_vouched=self._grid_vouched
         )
