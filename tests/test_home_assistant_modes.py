@@ -102,6 +102,11 @@ async def every_value(site: HaSite, gateway: Gateway, mode: str, timeout: float 
     return now  # the caller's assertions show what did not get there
 
 
+def entity_ids(seen: Seen) -> dict[str, str]:
+    """Unique id -> entity id."""
+    return {uid: entry["entity_id"] for uid, entry in seen.registered.items()}
+
+
 def id_complaints(site: HaSite) -> list[str]:
     """Home Assistant's warnings and errors about unique ids or our discovery."""
     assert site.ha is not None
@@ -121,6 +126,7 @@ async def test_entities_keep_their_values_across_mode_switches(site: HaSite) -> 
         assert now.without_value == [], f"{mode}: {len(now.without_value)} without a value"
         assert now.announced.keys() == first.announced.keys(), mode
         assert now.registered.keys() == first.announced.keys(), mode
+        assert entity_ids(now) == entity_ids(first), mode  # the same entity ids, recreated
         counts[f"then {mode}"] = sum(1 for v in now.values.values() if v not in NO_VALUE)
         echoes = Counter(m[1] for line in id_complaints(site) if (m := ECHO.search(line)))
         problems = [line for line in id_complaints(site) if not ECHO.search(line)]
