@@ -87,6 +87,7 @@ def test_a_held_announcer_publishes_nothing_then_removes_what_was_left_first() -
         (wanted.topic, b'{"cmps": {}}'),
     ]
     assert not announcer.waiting
+    assert announcer.withdrawn == {"homeassistant/sensor/1/a/config"}  # the sweep leaves it be
 
 
 def test_an_announcer_taking_over_before_its_first_announce_removes_the_rest_then() -> None:

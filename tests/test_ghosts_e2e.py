@@ -217,3 +217,21 @@ async def test_configs_read_after_the_first_snapshot_are_still_removed_first(
     assert old, "the entity-mode configs were on the broker when it came back"
     assert all("/device/" not in r.topic for r in old)
     assert not taken_before_given(wire.records, 0)
+
+
+async def test_discovery_switched_off_takes_every_config_of_ours_away(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    prefix = f"{unique_prefix}-ha"
+    async with SimulatedGateway(capture=CAPTURE) as gateway:
+
+        def settings(discovery: bool) -> Settings:
+            return bridge_settings(
+                gateway, mosquitto_session.port, unique_prefix, tmp_path, ha_discovery=discovery
+            )
+
+        async with running(settings(True)):
+            await settled(mosquitto_session, prefix, lambda f: len(ours(f)) > 20)
+        async with running(settings(False)):
+            left = await settled(mosquitto_session, prefix, lambda f: not ours(f))
+    assert ours(left) == set()

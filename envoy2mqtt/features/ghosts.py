@@ -109,7 +109,8 @@ class GhostSweep(Extension):
             return
         level = sanitize(publisher.info.serial)
         left = [topic for topic, owner in self.ghosts.found.items() if owner == level]
-        publisher.announcer.take_over(left, publisher.info)
+        # with discovery off nothing is announced: the sweep removes them all instead
+        publisher.announcer.take_over(left if publisher.options.discovery else [], publisher.info)
 
     async def _sweeping(self) -> None:
         while True:
@@ -121,6 +122,10 @@ class GhostSweep(Extension):
         announced: dict[str, set[str]] = {}
         for bridge in self.hub.bridges:
             publisher = bridge.publisher
+            # removed by its announcer already: removing it again would queue the removal
+            # anew, behind the configs that take its unique ids over
+            for topic in publisher.announcer.withdrawn if publisher is not None else ():
+                self.ghosts.found.pop(topic, None)
             if publisher is not None and _announcing(publisher.announcer):
                 announced[sanitize(publisher.info.serial)] = publisher.discovery_topics
         for feature in self.features:

@@ -40,6 +40,7 @@ class Announcer:
     controls: tuple[DiscoveryMessage, ...] = ()  # the control entities' (CONTROLS on)
     generation: int = 0  # counts changes of `entities`
     waiting: bool = False  # held until the configs an earlier run left are known
+    withdrawn: set[str] = field(default_factory=set)  # configs it removed (not published since)
     _published: set[str] = field(default_factory=set)
     _due: bool = False  # asked to announce while held
 
@@ -73,6 +74,7 @@ class Announcer:
         for message in messages:
             self.link.publish(message.topic, json.dumps(message.payload), retain=True, qos=1)
         self._published = wanted
+        self.withdrawn = (self.withdrawn | set(stale)) - wanted
         return len(stale) + len(messages)
 
     @property
