@@ -4,7 +4,9 @@ Home Assistant installs an integration's requirements the first time it loads it
 are installed up front instead, read from the manifests inside the wheel, under the
 `package_constraints.txt` the wheel ships, so Home Assistant can start with `--skip-pip` and
 never reaches for the network. A marker file is written last: anything without it is a
-partial install and is done again from scratch.
+partial install and is done again from scratch. Each release in `RELEASES` has a virtualenv of
+its own, on the Python it wants (2024.3.3 on 3.11; 2025.4.4, the first with device-based
+discovery tested here, on 3.13 from pyenv).
 """
 
 from __future__ import annotations
