@@ -109,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_setting_flags(health, COMMAND_SETTINGS["health"])
     topics = commands.add_parser("topics", help="print the topic reference (Markdown)")
-    topics.add_argument("--readme", type=Path, help="rewrite the reference block in this README")
+    topics.add_argument(
+        "--readme",
+        type=Path,
+        metavar="FILE",
+        help="rewrite the reference block in this file (it lives in docs/topics.md)",
+    )
     discover = commands.add_parser("discover", help="list the gateways found on the LAN by mDNS")
     discover.add_argument("--timeout", type=float, default=5.0, help="seconds to listen (5)")
     discover.add_argument(

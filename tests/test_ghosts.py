@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 
+from envoy2mqtt.core.snapshot import GatewayInfo
+from envoy2mqtt.mqtt.announce import Announcer
+from envoy2mqtt.mqtt.discovery import DiscoveryMessage
 from envoy2mqtt.mqtt.ghosts import Ghosts
+from envoy2mqtt.mqtt.topics import Topics
+from tests.links import RecordingLink
 
 BASE = "envoy2mqtt"
+INFO = GatewayInfo(serial="1", firmware="8.2.4286")
 
 
 def config(serial: str, path: str, *, origin: str = "envoy2mqtt", base: str = BASE) -> bytes:
@@ -64,3 +70,34 @@ def test_stale_are_those_not_announced_and_unknown_gateways_wait() -> None:
         "homeassistant/sensor/1/gone/config",
         "homeassistant/sensor/2/a/config",
     ]
+
+
+def test_a_held_announcer_publishes_nothing_then_removes_what_was_left_first() -> None:
+    link = RecordingLink()
+    announcer = Announcer(link, Topics(BASE), mode="device")
+    wanted = DiscoveryMessage("homeassistant/device/envoy2mqtt_1/config", {"cmps": {}})
+    left = ["homeassistant/sensor/1/a/config", wanted.topic]  # an earlier run's, in entity mode
+    announcer.controls = (wanted,)
+    announcer.hold()
+    assert announcer.announce(INFO) == 0
+    assert link.sent == []
+    assert announcer.take_over(left, INFO) == 2  # what waited goes now
+    assert [(s.topic, s.payload) for s in link.sent] == [
+        ("homeassistant/sensor/1/a/config", b""),  # the unique ids freed first
+        (wanted.topic, b'{"cmps": {}}'),
+    ]
+    assert not announcer.waiting
+    assert announcer.withdrawn == {"homeassistant/sensor/1/a/config"}  # the sweep leaves it be
+
+
+def test_an_announcer_taking_over_before_its_first_announce_removes_the_rest_then() -> None:
+    link = RecordingLink()
+    announcer = Announcer(link, Topics(BASE))
+    assert announcer.take_over(["homeassistant/device/envoy2mqtt_1/config"], INFO) == 0
+    announcer.controls = (DiscoveryMessage("homeassistant/switch/1/c/config", {"name": "c"}),)
+    announcer.announce(INFO)
+    assert [s.topic for s in link.sent] == [
+        "homeassistant/device/envoy2mqtt_1/config",
+        "homeassistant/switch/1/c/config",
+    ]
+    assert link.sent[0].payload == b""

@@ -1,19 +1,20 @@
-"""The README's topic reference is generated from the catalog and must not drift."""
+"""The topic reference (docs/topics.md, linked from the README) is generated from the catalog
+and must not drift."""
 
 from pathlib import Path
 
 from envoy2mqtt.cli import END, START, with_reference
 from envoy2mqtt.mqtt.reference import topic_reference
 
-README = Path(__file__).parent.parent / "README.md"
+REFERENCE = Path(__file__).parent.parent / "docs" / "topics.md"
 
 
-def test_readme_topic_reference_is_current() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_topic_reference_is_current() -> None:
+    text = REFERENCE.read_text(encoding="utf-8")
     assert START in text
     assert END in text
     assert with_reference(text, topic_reference()) == text, (
-        "README topic reference is stale: run `envoy2mqtt topics --readme README.md`"
+        "the topic reference is stale: run `envoy2mqtt topics --readme docs/topics.md`"
     )
 
 

@@ -91,3 +91,19 @@ async def discovery_configs(port: int, serial: str) -> dict[str, dict[str, Any]]
         for topic, payload in configs.items()
         if topic.split("/")[-3:-2] == [serial] and topic.endswith("/config")
     }
+
+
+async def unique_ids(port: int, serial: str) -> dict[str, str]:
+    """Every unique id the gateway's retained configs announce (per entity or per device),
+    with the config topic that holds it."""
+    configs = await retained(port, f"{DISCOVERY_PREFIX}/#")
+    found: dict[str, str] = {}
+    for topic, payload in configs.items():
+        if not topic.endswith("/config") or b"envoy2mqtt" not in payload:
+            continue
+        document = json.loads(payload)
+        for component in document.get("cmps", {"": document}).values():
+            uid = component.get("unique_id", component.get("uniq_id"))
+            if isinstance(uid, str) and uid.startswith(f"envoy2mqtt_{serial}_"):
+                found[uid] = topic
+    return found

@@ -1,4 +1,5 @@
-"""What the README promises about each entity, read from its topic reference tables."""
+"""What the documentation promises about each entity, read from the topic reference tables
+(docs/topics.md, linked from the README)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-README: Final = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE: Final = Path(__file__).resolve().parents[2] / "docs" / "topics.md"
 START: Final = "<!-- topic-reference:start -->"
 END: Final = "<!-- topic-reference:end -->"
 STATE_CLASSES: Final = frozenset({"measurement", "total", "total_increasing"})
@@ -55,8 +56,8 @@ def _row(topic: str, unit: str, ha: str) -> Documented:
     )
 
 
-def documented(readme: Path = README) -> list[Documented]:
-    """Every row of the README's topic reference."""
+def documented(readme: Path = REFERENCE) -> list[Documented]:
+    """Every row of the topic reference."""
     text = readme.read_text(encoding="utf-8")
     reference = text[text.index(START) : text.index(END)]
     rows = (_ROW.match(line) for line in reference.splitlines())

@@ -4,12 +4,15 @@ Home Assistant installs an integration's requirements the first time it loads it
 are installed up front instead, read from the manifests inside the wheel, under the
 `package_constraints.txt` the wheel ships, so Home Assistant can start with `--skip-pip` and
 never reaches for the network. A marker file is written last: anything without it is a
-partial install and is done again from scratch.
+partial install and is done again from scratch. Each release in `RELEASES` has a virtualenv of
+its own, on the Python it wants (2024.3.3 on 3.11; 2025.4.4, the first with device-based
+discovery tested here, on 3.13 from pyenv).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,7 +24,7 @@ from typing import Final
 from tests.cache import MARKER, InstallError, cache_dir, locked, run
 
 VERSION: Final = "2024.3.3"  # the newest release that installs on Python 3.11
-PYTHON_VERSION: Final = (3, 11)
+DEVICE_VERSION: Final = "2025.4.4"  # device-based discovery (2024.11+); needs Python 3.13
 # What our configuration.yaml loads, plus what Home Assistant sets up by itself
 # (bootstrap's CORE_INTEGRATIONS and DEFAULT_INTEGRATIONS in 2024.3), and every platform the
 # MQTT entry sets up (mqtt/const.py PLATFORMS: all of them, discovered or not; camera
@@ -50,6 +53,25 @@ LATE_CONSTRAINTS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """One Home Assistant release the tests install: its interpreter and what it loads."""
+
+    version: str
+    python: tuple[int, int]
+    domains: frozenset[str]
+    late_constraints: tuple[str, ...] = ()
+
+
+RELEASES: Final = {
+    VERSION: Release(VERSION, (3, 11), DOMAINS, LATE_CONSTRAINTS),
+    # 2025.4's bootstrap also sets up analytics (onboarding needs it); MQTT added notify
+    DEVICE_VERSION: Release(
+        DEVICE_VERSION, (3, 13), DOMAINS | {"analytics", "notify"}, ("josepy<2",)
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Installation:
     """A complete Home Assistant virtualenv."""
 
@@ -72,7 +94,7 @@ def ensure_installed(version: str = VERSION) -> Installation:
             return found
         shutil.rmtree(root, ignore_errors=True)
         started = time.monotonic()
-        _install(root, version, DOMAINS)
+        _install(root, RELEASES[version])
         seconds = round(time.monotonic() - started, 1)
         (root / MARKER).write_text(json.dumps({**_identity(version), "seconds": seconds}))
         return Installation(root, version, seconds)
@@ -80,7 +102,12 @@ def ensure_installed(version: str = VERSION) -> Installation:
 
 def _identity(version: str) -> dict[str, object]:
     """What makes an install current: another version, domain list or pin means redo it."""
-    return {"version": version, "domains": sorted(DOMAINS), "pins": list(LATE_CONSTRAINTS)}
+    release = RELEASES[version] if version in RELEASES else Release(version, (0, 0), frozenset())
+    return {
+        "version": version,
+        "domains": sorted(release.domains),
+        "pins": list(release.late_constraints),
+    }
 
 
 def complete(root: Path, version: str) -> Installation | None:
@@ -93,28 +120,35 @@ def complete(root: Path, version: str) -> Installation | None:
     return found if marker == _identity(version) and found.python.exists() else None
 
 
-def _install(root: Path, version: str, domains: frozenset[str]) -> None:
+def _install(root: Path, release: Release) -> None:
+    version = release.version
     venv = root / "venv"
-    run([str(base_python()), "-m", "venv", str(venv)])
+    run([str(base_python(release.python)), "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     wheels = root / "wheel"
     run([*pip, "download", "--no-deps", "-d", str(wheels), f"homeassistant=={version}"])
     (wheel,) = wheels.glob("homeassistant-*.whl")
-    constraints, requirements = read_wheel(wheel, domains)
-    (root / "constraints.txt").write_text(constraints + "\n".join(LATE_CONSTRAINTS) + "\n")
+    constraints, requirements = read_wheel(wheel, release.domains)
+    pins = "\n".join(release.late_constraints)
+    (root / "constraints.txt").write_text(f"{constraints}\n{pins}\n")
     (root / "requirements.txt").write_text("\n".join(requirements) + "\n")
     run([*pip, "install", "--quiet", "-c", str(root / "constraints.txt"), str(wheel),
           "-r", str(root / "requirements.txt")])  # fmt: skip
 
 
-def base_python() -> Path:
-    """A Python 3.11 interpreter outside any virtualenv (Home Assistant 2024.3 wants 3.11/3.12)."""
-    if sys.version_info[:2] == PYTHON_VERSION:
+def base_python(wanted: tuple[int, int]) -> Path:
+    """An interpreter of the `wanted` Python outside any virtualenv: this one, pythonX.Y on
+    PATH, or pyenv's (`pyenv root`/versions/X.Y.*)."""
+    if sys.version_info[:2] == wanted:
         return Path(getattr(sys, "_base_executable", sys.executable))
-    found = shutil.which("python3.11")
-    if found is None:
-        raise InstallError("Home Assistant 2024.3 needs python3.11 on PATH")
-    return Path(found)
+    name = f"python{wanted[0]}.{wanted[1]}"
+    pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    for found in sorted(Path(pyenv).glob(f"versions/{wanted[0]}.{wanted[1]}.*/bin/{name}")):
+        return found
+    on_path = shutil.which(name)
+    if on_path is None:
+        raise InstallError(f"Home Assistant needs {name} (on PATH or from pyenv)")
+    return Path(on_path)
 
 
 def read_wheel(wheel: Path, domains: frozenset[str]) -> tuple[str, list[str]]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -14,7 +16,7 @@ from envoy2mqtt.sim import SimulatedGateway
 from tests.broker import Mosquitto
 from tests.ha.bridge import HOST, bridge_env, bridge_process, discovery_configs
 from tests.ha.client import HomeAssistantApi
-from tests.ha.install import Installation, ensure_installed
+from tests.ha.install import VERSION, Installation, ensure_installed
 from tests.ha.process import HomeAssistant
 
 
@@ -57,6 +59,7 @@ class HaSite:
     """Everything a Home Assistant test needs, started in order and stopped in reverse."""
 
     workdir: Path
+    version: str = VERSION  # the Home Assistant release (tests/ha/install.py RELEASES)
     installation: Installation | None = None
     broker: Mosquitto | None = None
     ha: HomeAssistant | None = None
@@ -77,7 +80,7 @@ class HaSite:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        self.installation = await asyncio.to_thread(ensure_installed)
+        self.installation = await asyncio.to_thread(ensure_installed, self.version)
         self.broker = self._stack.enter_context(Mosquitto(self.workdir / "mosquitto"))
         self.ha = await self._stack.enter_async_context(
             HomeAssistant(self.installation, self.workdir / "home-assistant")
@@ -90,19 +93,36 @@ class HaSite:
         self.first_start = time.monotonic() - started
         await self.api.set_up_mqtt(HOST, self.broker.port)
 
-    async def add_gateway(self, capture: str, base: str) -> Gateway:
-        """Start a simulated gateway on `capture` and a bridge publishing it under `base`."""
+    async def add_gateway(
+        self, capture: str, base: str, settings: Mapping[str, str] | None = None
+    ) -> Gateway:
+        """Start a simulated gateway on `capture` and a bridge publishing it under `base`
+        (with more `settings`, as environment variables)."""
         assert self.broker is not None
         # values drift as in the demo, around local noon whatever the hour: the sun is up
         sim = SimulatedGateway(capture=capture, drift=True, seed=12, utc_offset_s=noon_offset())
         await self._stack.enter_async_context(sim)
         workdir = self.workdir / f"bridge-{sim.serial}"
-        env = bridge_env(sim, self.broker.port, base, workdir / "state")
+        env = {**bridge_env(sim, self.broker.port, base, workdir / "state"), **(settings or {})}
         started = time.time()
         process = await self._stack.enter_async_context(bridge_process(env, workdir))
         gateway = Gateway(capture, sim, base, workdir, process, started)
         self.gateways[capture] = gateway
         return gateway
+
+    async def restart_bridge(self, gateway: Gateway, settings: Mapping[str, str]) -> None:
+        """Stop the gateway's bridge (SIGTERM) and start it again with these settings changed."""
+        assert self.broker is not None
+        gateway.process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(gateway.process.wait, 15)
+        env = {
+            **bridge_env(gateway.sim, self.broker.port, gateway.base, gateway.workdir / "state"),
+            **settings,
+        }
+        gateway.started = time.time()
+        gateway.process = await self._stack.enter_async_context(
+            bridge_process(env, gateway.workdir)
+        )
 
     async def settled(self, gateway: Gateway, timeout: float = 90.0) -> Settled:
         """Wait until every retained config of the gateway is an entity, and stays so."""
