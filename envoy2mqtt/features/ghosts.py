@@ -110,7 +110,9 @@ class GhostSweep(Extension):
         level = sanitize(publisher.info.serial)
         left = [topic for topic, owner in self.ghosts.found.items() if owner == level]
         # with discovery off nothing is announced: the sweep removes them all instead
-        publisher.announcer.take_over(left if publisher.options.discovery else [], publisher.info)
+        publisher.announcer.take_over(
+            left if publisher.options.ha_discovery else [], publisher.info
+        )
 
     async def _sweeping(self) -> None:
         while True:
