@@ -108,6 +108,9 @@ async def controlled(
     values: dict[str, object] = {
         "controls": "all",
         "control_settle": 0.5,
+        "control_relay_open_timeout": 2,
+        "control_relay_close_timeout": 2,
+        "control_contact_timeout": 2,
         "poll_interval": 5,
         **settings,
     }
@@ -263,7 +266,8 @@ async def test_a_mode_the_gateway_ignores_is_reported_ignored_with_the_reason(
     # the captured site has optimised schedules on: the gateway says 200 and keeps its mode
     async with controlled(BATTERY, mosquitto_session, unique_prefix, tmp_path) as site:
         await site.send("set/battery_mode", "backup")
-        (response,) = await site.answered(1)
+        pending, response = await site.answered(2)
+        assert (pending["status"], pending["via"]) == ("pending", "local")
         assert answer(response) == ("ignored", "battery_mode", "backup", "self-consumption", None)
         assert "optimised schedules" in response["message"]
         assert site.writes() == [(TARIFF, 200)]
@@ -275,9 +279,10 @@ async def test_a_write_answered_200_and_dropped_is_reported_ignored(
     async with controlled(GENERATOR, mosquitto_session, unique_prefix, tmp_path) as site:
         site.gateway.set_write_fault(WriteFault.IGNORE, paths={RELAY})
         await site.send("set/grid_enabled", "off")
-        (response,) = await site.answered(1)
+        pending, response = await site.answered(2)
+        assert pending["status"] == "pending"
         assert answer(response) == ("ignored", "grid_enabled", "off", "on", None)
-        assert "still reports on" in response["message"]
+        assert "still reads 'closed'" in response["message"]
         assert site.gateway.grid_on
 
 

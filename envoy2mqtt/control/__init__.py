@@ -8,6 +8,7 @@ range and type checks, the rate limit); `controls` is every control as data (pur
 says why a command cannot go; the executor writes through `gateway.writes` (pyenphase's own
 write methods, behind the one-request gate), reads back, watches for reverts (`watch`) and
 answers (`responses` on `<base>/<serial>/response`, `control` events); `discovery` builds the
-Home Assistant entities. May import: `core`, `catalog`, `gateway`, `mqtt`, `settings`,
+Home Assistant entities; battery settings on firmware that ignores them locally go through
+Enlighten (`auth.battery`). May import: `core`, `catalog`, `auth`, `gateway`, `mqtt`, `settings`,
 `polling` (event types, the bridge), `features` (the extension base); never aiohttp or aiomqtt.
 """

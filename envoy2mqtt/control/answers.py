@@ -34,6 +34,8 @@ class Answers:
         *,
         actual: Value | None = None,
         message: str | None = None,
+        via: str | None = None,
+        within: float | None = None,
     ) -> None:
         """The response to one command."""
         self.answer(
@@ -44,6 +46,8 @@ class Answers:
             actual=actual,
             message=message,
             reassert=command.reassert,
+            via=via,
+            within=within,
         )
 
     def answer(
@@ -56,6 +60,8 @@ class Answers:
         actual: Value | None = None,
         message: str | None = None,
         reassert: bool = False,
+        via: str | None = None,
+        within: float | None = None,
     ) -> None:
         """A response on `<base>/<serial>/response`."""
         serial = self.serial
@@ -68,6 +74,8 @@ class Answers:
             transaction=transaction,
             message=message,
             reassert=reassert,
+            via=via,
+            within=within,
         )
         self.link.publish_event(response_topic(self.topics, serial), response.to_json(serial))
 

@@ -18,8 +18,9 @@ CONTROL_EVENT = "control"
 class Status(StrEnum):
     """How a command ended."""
 
+    PENDING = "pending"  # taken, on its way: the final answer follows (within `within` s)
     OK = "ok"  # written, and read back as asked
-    IGNORED = "ignored"  # the gateway said yes (200) but kept its old value
+    IGNORED = "ignored"  # taken (200) but the battery controller / relay kept its old value
     ERROR = "error"  # not written (invalid, not available, rate limited, refused, failed)
 
 
@@ -35,6 +36,8 @@ class Response:
     transaction: Transaction = None
     message: str | None = None  # why, in words (errors and ignored writes)
     reassert: bool = False  # the bridge wrote a reverted setting once more (CONTROL_REASSERT)
+    via: str | None = None  # how it was written: local (the gateway) or enlighten (the cloud)
+    within: float | None = None  # pending: seconds until the final answer at the latest
 
     def to_json(self, serial: str) -> str:
         """The response's wire form."""
@@ -51,6 +54,10 @@ class Response:
             body["message"] = self.message
         if self.reassert:
             body["reassert"] = True
+        if self.via:
+            body["via"] = self.via
+        if self.within is not None:
+            body["within"] = round(self.within, 1)
         return json.dumps(body, separators=(",", ":"), default=str)
 
 

@@ -23,7 +23,18 @@ class ControlOptions:
     watch: float = 300.0  # seconds a confirmed value is watched for a revert (0: not at all)
     reassert: bool = False  # write a reverted storage setting once more
     rate_limit: float = 10.0  # seconds between two writes of one control
-    settle: float = 5.0  # seconds a write may take to show before it counts as ignored
+    settle: float = 5.0  # seconds a local battery or generator write may take to show
+    battery_path: str = "auto"  # BATTERY_CONTROL_PATH: auto, local or enlighten
+    cloud: float = 30.0  # seconds a battery write through Enlighten may take to show
+    relay_open: float = 60.0  # the grid relay opens ~27 s after the command (top-off first)
+    relay_close: float = 30.0  # ... and closes in 8-15 s
+    contact: float = 5.0  # a dry contact shows a write within ~3 s
+
+    @property
+    def tick(self) -> float:
+        """How often writes on their way are looked at (seconds)."""
+        least = min(self.settle or 5.0, self.cloud, self.relay_close, self.contact)
+        return min(2.0, max(0.05, least / 5))
 
 
 class Session(Protocol):

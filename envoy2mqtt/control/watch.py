@@ -62,6 +62,10 @@ class Watches:
                 out.append((watched, value))
         return out
 
+    def paths(self) -> list[str]:
+        """The command paths watched now."""
+        return list(self._watched)
+
     def __len__(self) -> int:
         """How many values are watched."""
         return len(self._watched)

@@ -82,4 +82,10 @@ def ignored_because(
             "(opt_schedules) the battery controller ignores a locally set mode; turn them off "
             "in the Enphase app"
         )
+    if offered.control.write == "storage":
+        return (
+            f"the gateway answered 200 but its battery controller still runs {actual} (asked "
+            f"{requested}): firmware D8.3 ignores battery settings written locally; "
+            "BATTERY_CONTROL_PATH=auto or enlighten writes them through Enlighten"
+        )
     return f"the gateway answered 200 but still reports {actual} (asked {requested})"

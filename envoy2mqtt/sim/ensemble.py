@@ -133,12 +133,12 @@ def storage_settings(state: SimState) -> StorageSettings:
 
 def controller_settings(state: SimState) -> StorageSettings:
     """The settings the battery controller obeys: the tariff's, unless it ignores the file."""
-    return state.controller or storage_settings(state)
+    return state.obeyed or storage_settings(state)
 
 
 def hold_controller(state: SimState) -> None:
     """From now on the controller keeps its settings whatever is written to the tariff file."""
-    state.controller = storage_settings(state)
+    state.obeyed = storage_settings(state)
 
 
 def show_controller(
@@ -196,8 +196,8 @@ def apply_controller(
     settings = StorageSettings(
         mode=mode, charge_from_grid=charge_from_grid, reserve_soc=reserve_soc
     )
-    if state.controller is not None:
-        state.controller = settings
+    if state.obeyed is not None:
+        state.obeyed = settings
     else:
         set_storage(state, mode=mode, charge_from_grid=charge_from_grid, reserve_soc=reserve_soc)
     show_controller(state, very_low_soc=very_low_soc)
@@ -224,9 +224,9 @@ def set_storage(
     ):
         if value is not None:
             settings[key] = value
-    if state.controller is not None:
+    if state.obeyed is not None:
         # a simulation control stands for the cloud's write, which the controller obeys
-        state.controller = storage_settings(state)
+        state.obeyed = storage_settings(state)
     show_controller(state)
 
 

@@ -88,7 +88,7 @@ class Setters:
                 # optimised schedules on: the battery controller keeps its mode (200 all the same)
                 settings["mode"] = current.get("mode")
             self._state.touch(TARIFF)["tariff"] = tariff
-            if self._state.controller is None:
+            if self._state.obeyed is None:
                 # [F] firmware that ignores the file rebuilds `schedule` on every read
                 _echo_schedule(document, settings)
                 show_controller(self._state)  # the controller follows the file
