@@ -384,3 +384,34 @@ async def test_the_relay_opens_after_the_top_off_and_is_ok_once_it_moved(
         f"relay open -> ok in {opened:.2f} s, close -> ok in {closed:.2f} s (time_scale {SCALE}:"
         f" field {opened / SCALE:.0f} s and {closed / SCALE:.0f} s)"
     )
+
+
+# -- dry contacts: the gateway's phantom `open` ---------------------------------------------------
+
+
+@pytest.mark.parametrize("hold", [True, False])
+async def test_contacts_reading_open_after_a_settings_write_are_not_a_revert(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path, hold: bool
+) -> None:
+    window = 90 * SCALE  # the field's longest phantom, scaled
+    async with field_site(
+        mosquitto_session,
+        unique_prefix,
+        tmp_path,
+        field=current_firmware(),
+        control_contact_phantom=window if hold else 0,
+    ) as site:
+        await site.send("dry_contact/NC1/set/status", "closed")
+        assert [r["status"] for r in await site.final(1)] == ["ok"]  # watched from now on
+        await site.send("dry_contact/NC2/set/soc_low", "20")  # a settings POST
+        await site.final(2)
+        contacts = site.gateway.document("/ivp/ensemble/dry_contacts")["dry_contacts"]
+        assert contacts[0]["status"] == "open"  # NC1: although no relay moved
+        await asyncio.sleep(window + 1.0)  # the window, and a normal read after it
+        reverted = [
+            json.loads(r.payload)
+            for r in site.recorder.on(f"{site.root}/event")
+            if json.loads(r.payload)["type"] == "control"
+        ]
+    # without the hold, the phantom reads as NC1 gone back to open
+    assert bool(reverted) is not hold, reverted

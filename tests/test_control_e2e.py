@@ -231,6 +231,10 @@ async def test_dry_contact_position_and_settings_in_one_message(
             ("ok", "dry_contact/NO1/grid_action", "shed", "shed"),
             ("ok", "dry_contact/NO1/micro_grid_action", "apply", "apply"),
         ]
+        # NO1 is of type NONE: the gateway stores its grid actions and never acts on them
+        said = {r["control"]: r.get("message") for r in responses[4:]}
+        assert "only for contacts whose type is LOAD" in str(said["dry_contact/NO1/grid_action"])
+        assert said["dry_contact/NO1/generator_action"] is None
         served = site.gateway.document("/ivp/ss/dry_contact_settings")["dry_contacts"][2]
         assert (served["id"], served["grid_action"], served["micro_grid_action"]) == (
             "NO1",

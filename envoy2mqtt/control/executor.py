@@ -101,6 +101,7 @@ class Controller:
             options.battery_path
         )  # None: auto, still learning
         self.awaited: dict[str, Awaited] = {}
+        self._phantoms_until = 0.0  # dry contacts may read `open` falsely until then
         self.offered: dict[str, Offered] = {}
         self.refused: set[str] = set()  # the gateway answered 401/403: withdrawn
         self.watches = Watches()
@@ -244,6 +245,7 @@ class Controller:
             for command in commands:
                 self.answers.respond(command, Status.ERROR, message=failure, via=Route.LOCAL)
             return
+        self._settings_written(session)
         live = await self._live(session, commands, Route.LOCAL)
         if live is None:
             return
@@ -313,6 +315,8 @@ class Controller:
             for command in commands:
                 self.answers.respond(command, Status.ERROR, message=failure)
             return
+        if any(c.offered.control.key != "status" for c in commands):
+            self._settings_written(session)  # a dry contact's settings, the generator mode
         grid = commands[0].offered.control.write == "grid"
         try:
             # the relay's own endpoint answers at once; a full read takes up to a minute on
@@ -332,6 +336,12 @@ class Controller:
             shown = actual if data is None else _device_value(command, data)
             if not self._settled(awaited, shown, session):
                 self._pending(awaited, within, _on_its_way(command))
+
+    def _settings_written(self, session: Session) -> None:
+        """[field] after any settings POST the gateway reports every NC contact `open` for
+        5-90 s although no relay moved: a contact's change then is held, not a revert."""
+        until = session.clock.monotonic() + self.options.phantom
+        self._phantoms_until = max(self._phantoms_until, until)
 
     def _time_for(self, command: Command) -> float:
         options, control = self.options, command.offered.control
@@ -367,7 +377,7 @@ class Controller:
         if awaited.learning:
             self._choose(Route.LOCAL, "a local write showed in the battery's live values")
         log.info("%s: %s is now %s", self.answers.serial, command.path, actual)
-        said = None
+        said = _not_acted_on(command, session.data)
         if command.offered.control.write == "grid":  # the switch's word, the relay's state
             said, actual = f"the relay reads {actual!r}", _switch_word(actual)
         self.answers.respond(command, Status.OK, actual=actual, via=awaited.via, message=said)
@@ -476,7 +486,7 @@ class Controller:
         values gone back since the write (battery settings: from the live values instead)."""
         self.answers.serial = session.publisher.info.serial
         self._offer(session)
-        data, now = session.data, session.clock.monotonic()
+        data, now, read = session.data, session.clock.monotonic(), session.normal_started
         for awaited in [a for a in self.awaited.values() if not a.battery]:
             self._settled(awaited, _device_value(awaited.command, data), session)
         if not len(self.watches):
@@ -486,6 +496,8 @@ class Controller:
             found = self.offered.get(path)
             if found is None or found.control.write == "storage":
                 return None
+            if found.control.device == "dry_contact" and read < self._phantoms_until:
+                return None  # held: a revert only if a reading begun after the window shows it
             return found.actual(data)
 
         for watched, value in self.watches.check(actual, session.normal_started, now):
@@ -551,6 +563,29 @@ def _device_value(command: Command, data: EnvoyData) -> Value | None:
     if command.offered.control.write == "grid":
         return data.enpower.mains_oper_state if data.enpower is not None else None
     return command.offered.actual(data)
+
+
+GRID_ACTIONS: Final = ("grid_action", "micro_grid_action")
+
+
+def _not_acted_on(command: Command, data: EnvoyData) -> str | None:
+    """Why a grid action stored on a dry contact does nothing: the gateway acts on grid and
+    off-grid actions only for contacts whose `type` is LOAD [field: "NC2 shed, NC1 didn't"]."""
+    control, target = command.offered.control, command.offered.target
+    if (
+        control.device != "dry_contact"
+        or control.key not in GRID_ACTIONS
+        or command.value == "none"
+    ):
+        return None
+    settings = (data.dry_contact_settings or {}).get(target or "")
+    kind = str(getattr(settings, "type", "") or "")
+    if not kind or kind.upper() == "LOAD":
+        return None
+    return (
+        f"stored, but {target} is of type {kind}: the gateway acts on grid and off-grid actions "
+        "only for contacts whose type is LOAD (set in the installer app)"
+    )
 
 
 def _switch_word(relay: Value | None) -> str | None:

@@ -46,6 +46,7 @@ def control_options(settings: Settings) -> ControlOptions | None:
         relay_open=settings.control_relay_open_timeout,
         relay_close=settings.control_relay_close_timeout,
         contact=settings.control_contact_timeout,
+        phantom=settings.control_contact_phantom,
     )
 
 

@@ -29,6 +29,7 @@ class ControlOptions:
     relay_open: float = 60.0  # the grid relay opens ~27 s after the command (top-off first)
     relay_close: float = 30.0  # ... and closes in 8-15 s
     contact: float = 5.0  # a dry contact shows a write within ~3 s
+    phantom: float = 90.0  # after a settings write NC contacts read `open` for 5-90 s
 
     @property
     def tick(self) -> float:

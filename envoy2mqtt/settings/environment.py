@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     """Seconds the grid relay may take to close after the command."""
     control_contact_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
     """Seconds a dry contact may take to show a write."""
+    control_contact_phantom: Annotated[float, Field(ge=0, le=600)] = 90.0
+    """Seconds after the bridge's own settings write in which dry contacts may read `open`
+    although nothing moved (D8.3: 5-90 s); a change then is not taken for a revert."""
 
     @field_validator("mqtt_base_topic", "ha_discovery_prefix")
     @classmethod
