@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from envoy2mqtt.control.checks import why_not
 from envoy2mqtt.control.commands import (
     GRID,
     RELAY,
@@ -15,14 +14,16 @@ from envoy2mqtt.control.commands import (
     Invalid,
     Message,
     RateLimit,
+    Response,
+    Status,
     Switch,
     Whole,
     parse_message,
+    reverted,
     same_value,
 )
-from envoy2mqtt.control.controls import Scope
-from envoy2mqtt.control.responses import Response, Status, reverted
-from envoy2mqtt.control.watch import Watched, Watches
+from envoy2mqtt.control.controls import Scope, why_not
+from envoy2mqtt.control.executor import Watched, Watches
 
 AT = datetime(2026, 7, 1, 14, 3, 12, tzinfo=UTC)
 

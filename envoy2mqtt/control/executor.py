@@ -3,10 +3,15 @@
 from what the gateway does, watched for a revert, and answered on `<base>/<serial>/response`.
 
 A write the first read-back does not show yet is answered `pending` and looked at again every
-`tick` while other commands go on; it ends `ok` once the gateway's live values show it, or
-`ignored` when its time is up. Battery settings are confirmed from the battery controller's
-live values (secctrl, /ivp/sc/sched), never from the tariff file (on D8.3 a stale copy) nor
-from the cloud's own view (it lags 5-15 min).
+`tick` while other commands go on; it ends `ok` once the gateway shows it, or `ignored` when its
+time is up. Battery settings are confirmed from the battery controller's live values (secctrl,
+/ivp/sc/sched), never from the tariff file (on D8.3 a stale copy) nor from the cloud's own view
+(it lags 5-15 min). Once confirmed, a value is watched a while in case it goes back (Enphase's
+cloud puts a locally set mode back within a minute or two on older firmware); only readings
+begun after the confirmation count.
+
+Here too: the controller's options and what it needs of the connected lanes (`Session`), the
+writes as `gateway.writes` calls, the watches, and the answers' publishing.
 """
 
 from __future__ import annotations
@@ -14,33 +19,303 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from pyenphase.models.envoy import EnvoyData
 
 from envoy2mqtt.auth.battery import BatteryCloudError, EnlightenBattery, cloud_fields
-from envoy2mqtt.control.answers import Answers
-from envoy2mqtt.control.checks import conflicts, why_not
-from envoy2mqtt.control.commands import Invalid, RateLimit, Transaction, parse_message, same_value
-from envoy2mqtt.control.controls import Offered, offered
-from envoy2mqtt.control.discovery import control_configs
-from envoy2mqtt.control.responses import Status
-from envoy2mqtt.control.session import Command, ControlOptions, Session
-from envoy2mqtt.control.watch import Watched, Watches
-from envoy2mqtt.control.write import ignored_because, write
+from envoy2mqtt.control.commands import (
+    Invalid,
+    RateLimit,
+    Response,
+    Status,
+    Transaction,
+    parse_message,
+    reverted,
+    same_value,
+)
+from envoy2mqtt.control.controls import Offered, Scope, conflicts, offered, why_not
+from envoy2mqtt.control.discovery import control_configs, response_topic
+from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Value
 from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.gateway import writes
+from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import GatewayError
 from envoy2mqtt.gateway.gate import Lane, current_lane
 from envoy2mqtt.mqtt.link_protocol import Link
+from envoy2mqtt.mqtt.publisher import GatewayPublisher
 from envoy2mqtt.mqtt.topics import Topics
 from envoy2mqtt.polling.events import BatteryPathChosen
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlOptions:
+    """CONTROLS and how commands are looked after."""
+
+    scope: Scope
+    watch: float = 300.0  # seconds a confirmed value is watched for a revert (0: not at all)
+    reassert: bool = False  # write a reverted storage setting once more
+    rate_limit: float = 10.0  # seconds between two writes of one control
+    settle: float = 5.0  # seconds a local battery or generator write may take to show
+    battery_path: str = "auto"  # BATTERY_CONTROL_PATH: auto, local or enlighten
+    cloud: float = 30.0  # seconds a battery write through Enlighten may take to show
+    relay_open: float = 60.0  # the grid relay opens ~27 s after the command (top-off first)
+    relay_close: float = 30.0  # ... and closes in 8-15 s
+    contact: float = 5.0  # a dry contact shows a write within ~3 s
+    phantom: float = 90.0  # after a settings write NC contacts read `open` for 5-90 s
+
+    @property
+    def tick(self) -> float:
+        """How often writes on their way are looked at (seconds)."""
+        least = min(self.settle or 5.0, self.cloud, self.relay_close, self.contact)
+        return min(2.0, max(0.05, least / 5))
+
+
+class Session(Protocol):
+    """What a controller needs of the connected gateway's lanes (`lanes.Lanes`)."""
+
+    @property
+    def client(self) -> GatewayClient: ...
+    @property
+    def publisher(self) -> GatewayPublisher: ...
+    @property
+    def data(self) -> EnvoyData: ...
+    @property
+    def normal_started(self) -> float: ...
+    @property
+    def clock(self) -> Clock: ...
+
+    async def refresh(self) -> EnvoyData:
+        """A full read now, published."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """A valid value for an offered control, on its way to the gateway."""
+
+    offered: Offered
+    value: Value
+    source: str  # the topic it came on
+    transaction: Transaction = None
+    reassert: bool = False
+
+    @property
+    def path(self) -> str:
+        """The control's command path."""
+        return self.offered.path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Watched:
+    """A value written and confirmed, watched until `until` (monotonic seconds)."""
+
+    path: str
+    requested: Value
+    since: float  # when the read-back that confirmed it began
+    until: float
+    transaction: Transaction = None
+    reasserted: bool = False  # written once more after a revert already
+
+
+@dataclass(slots=True)
+class Watches:
+    """The values being watched, by command path."""
+
+    _watched: dict[str, Watched] = field(default_factory=dict)
+
+    def arm(self, watched: Watched) -> None:
+        """Watch a confirmed value (replacing an older watch of the same control)."""
+        self._watched[watched.path] = watched
+
+    def forget(self, path: str) -> None:
+        """Stop watching a control (a new command for it is on its way)."""
+        self._watched.pop(path, None)
+
+    def get(self, path: str) -> Watched | None:
+        """The watch of a control, if there is one."""
+        return self._watched.get(path)
+
+    def check(
+        self, actual: Callable[[str], Value | None], read_since: float, now: float
+    ) -> list[tuple[Watched, Value]]:
+        """The watched values a reading begun at `read_since` shows gone back, with the value
+        they went back to; those and the expired ones are no longer watched."""
+        out: list[tuple[Watched, Value]] = []
+        for path, watched in list(self._watched.items()):
+            if now > watched.until:
+                del self._watched[path]
+                continue
+            if read_since < watched.since:
+                continue
+            value = actual(path)
+            if value is not None and not same_value(value, watched.requested):
+                del self._watched[path]
+                out.append((watched, value))
+        return out
+
+    def paths(self) -> list[str]:
+        """The command paths watched now."""
+        return list(self._watched)
+
+    def __len__(self) -> int:
+        """How many values are watched."""
+        return len(self._watched)
+
+
 log = logging.getLogger(__name__)
+
+
+async def write(
+    client: GatewayClient, unit: Sequence[tuple[Offered, Value]], refused: set[str]
+) -> str | None:
+    """Write one unit (the storage settings, the grid relay, one dry contact, the generator
+    mode) with its values; None when the gateway took it, else why not.
+
+    A write the gateway refuses (401/403) withdraws its controls (`refused`) until the
+    bridge connects again.
+    """
+    first = unit[0][0]
+    fields = {offered.control.field: value for offered, value in unit}
+    try:
+        await _send(client, first.control.write, first.target, fields)
+    except writes.WriteRefused as err:
+        refused.update(offered.path for offered, _ in unit)
+        log.warning("%s; withdrawn until the bridge connects again", err)
+        return f"{err}; withdrawn until the bridge connects to the gateway again"
+    except GatewayError as err:
+        log.warning("%s", err)
+        return str(err)
+    except Exception:
+        log.exception("writing %s: unexpected error in envoy2mqtt (please report)", first.path)
+        return "unexpected error in envoy2mqtt (see its log)"
+    return None
+
+
+async def _send(
+    client: GatewayClient, kind: str, target: str | None, fields: dict[str, Value]
+) -> None:
+    match kind:
+        case "storage":
+            reserve, flag = fields.get("reserve_soc"), fields.get("charge_from_grid")
+            mode = fields.get("mode")
+            await writes.set_storage(
+                client,
+                mode=str(mode) if mode is not None else None,
+                reserve_soc=int(reserve) if reserve is not None else None,
+                charge_from_grid=flag == "on" if flag is not None else None,
+            )
+        case "grid":
+            await writes.set_grid_relay(client, closed=fields["closed"] == "on")
+        case "generator":
+            await writes.set_generator_mode(client, str(fields["mode"]))
+        case "dry_contact":
+            closed = fields.pop("closed", None)
+            await writes.set_dry_contact(
+                client,
+                target or "",
+                closed=closed == "closed" if closed is not None else None,
+                settings=fields,
+            )
+        case _:
+            raise writes.WriteNotPossible(f"no write carries {kind}")
+
+
+def ignored_because(
+    offered: Offered, requested: Value, actual: Value | None, data: EnvoyData
+) -> str:
+    """Why the gateway may have answered 200 and kept its value, in words."""
+    settings = data.tariff.storage_settings if data.tariff is not None else None
+    if offered.control.key == "battery_mode" and settings is not None and settings.opt_schedules:
+        return (
+            f"the gateway answered 200 but kept {actual}: with optimised schedules on "
+            "(opt_schedules) the battery controller ignores a locally set mode; turn them off "
+            "in the Enphase app"
+        )
+    if offered.control.write == "storage":
+        return (
+            f"the gateway answered 200 but its battery controller still runs {actual} (asked "
+            f"{requested}): firmware D8.3 ignores battery settings written locally; "
+            "BATTERY_CONTROL_PATH=auto or enlighten writes them through Enlighten"
+        )
+    return f"the gateway answered 200 but still reports {actual} (asked {requested})"
+
+
+@dataclass(slots=True)
+class Answers:
+    """Publishes one gateway's responses and control events (QoS 1, in order, not retained)."""
+
+    link: Link
+    topics: Topics
+    serial: str = ""
+
+    def respond(
+        self,
+        command: Command,
+        status: Status,
+        *,
+        actual: Value | None = None,
+        message: str | None = None,
+        via: str | None = None,
+        within: float | None = None,
+    ) -> None:
+        """The response to one command."""
+        self.answer(
+            status,
+            command.path,
+            command.transaction,
+            command.value,
+            actual=actual,
+            message=message,
+            reassert=command.reassert,
+            via=via,
+            within=within,
+        )
+
+    def answer(
+        self,
+        status: Status,
+        control: str | None,
+        transaction: Transaction,
+        requested: object = None,
+        *,
+        actual: Value | None = None,
+        message: str | None = None,
+        reassert: bool = False,
+        via: str | None = None,
+        within: float | None = None,
+    ) -> None:
+        """A response on `<base>/<serial>/response`."""
+        serial = self.serial
+        response = Response(
+            status=status,
+            control=control,
+            at=datetime.now(UTC),
+            requested=requested,
+            actual=actual,
+            transaction=transaction,
+            message=message,
+            reassert=reassert,
+            via=via,
+            within=within,
+        )
+        self.link.publish_event(response_topic(self.topics, serial), response.to_json(serial))
+
+    def revert(self, watched: Watched, value: Value) -> None:
+        """The `control` event: a confirmed value went back to `value`."""
+        serial = self.serial
+        log.warning(
+            "%s: %s went back from %s to %s", serial, watched.path, watched.requested, value
+        )
+        at = datetime.now(UTC)
+        event = reverted(watched.path, watched.requested, value, at, watched.transaction)
+        self.link.publish_event(self.topics.event(serial), event.to_json(serial))
+
 
 # ahead of the normal and inverter reads, behind the grid watch: never overlapping (the gate)
 COMMAND_LANE: Final = Lane.BATTERY

@@ -13,8 +13,7 @@ import logging
 from envoy2mqtt.auth.battery import EnlightenBattery
 from envoy2mqtt.control.commands import SET
 from envoy2mqtt.control.controls import Scope
-from envoy2mqtt.control.executor import Controller
-from envoy2mqtt.control.session import ControlOptions
+from envoy2mqtt.control.executor import Controller, ControlOptions
 from envoy2mqtt.core.naming import sanitize
 from envoy2mqtt.features.extension import Extension, Hub
 from envoy2mqtt.mqtt.commands import take_commands
