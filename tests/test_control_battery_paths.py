@@ -415,3 +415,34 @@ async def test_contacts_reading_open_after_a_settings_write_are_not_a_revert(
         ]
     # without the hold, the phantom reads as NC1 gone back to open
     assert bool(reverted) is not hold, reverted
+
+
+async def test_a_battery_setting_going_back_is_seen_in_the_live_values_on_the_enlighten_path(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    async with field_site(
+        mosquitto_session,
+        unique_prefix,
+        tmp_path,
+        field=current_firmware(),
+        battery_control_path="enlighten",
+    ) as site:
+        await site.send("set/battery_reserve_soc", "60")
+        assert [r["status"] for r in await site.final(1)] == ["pending", "ok"]
+        # someone (the app, the cloud) puts the reserve back: the controller runs 30 again
+        site.gateway.apply_battery_settings(
+            mode="self-consumption", charge_from_grid=False, reserve_soc=30
+        )
+
+        def events(_records: object) -> list[dict[str, Any]]:
+            bodies = [json.loads(r.payload) for r in site.recorder.on(f"{site.root}/event")]
+            return [b for b in bodies if b["type"] == "control"]
+
+        await site.recorder.wait_for(lambda r: bool(events(r)), timeout=10)
+        (event,) = events(None)
+        assert (event["status"], event["control"], event["from"], event["to"]) == (
+            "reverted",
+            "battery_reserve_soc",
+            60,
+            30.0,
+        )
