@@ -632,6 +632,14 @@ class Controller:
     def _pending(self, awaited: Awaited, within: float, how: str) -> None:
         command = awaited.command
         awaited.within = within
+        older = self.awaited.get(command.path)
+        if older is not None:
+            self.answers.respond(
+                older.command,
+                Status.IGNORED,
+                message="superseded by a newer command for the same control",
+                via=older.via,
+            )
         self.awaited[command.path] = awaited
         self.answers.respond(
             command,
@@ -646,9 +654,8 @@ class Controller:
         command = awaited.command
         if not _shows(command, actual):
             return False
-        self.awaited.pop(command.path, None)
-        if awaited.learning and _optimised(command, session.data):
-            awaited.learning = False  # older firmware with optimised schedules: not the path
+        if self.awaited.get(command.path) is awaited:
+            del self.awaited[command.path]
         if awaited.learning:
             self._choose(Route.LOCAL, "a local write showed in the battery's live values")
         log.info("%s: %s is now %s", self.answers.serial, command.path, actual)
@@ -673,7 +680,8 @@ class Controller:
     async def _expired(self, session: Session, awaited: Awaited, actual: Value | None) -> None:
         """Its time is up and it does not show: ignored (or, learning, sent through Enlighten)."""
         command = awaited.command
-        self.awaited.pop(command.path, None)
+        if self.awaited.get(command.path) is awaited:
+            del self.awaited[command.path]
         if awaited.learning and _optimised(command, session.data):
             awaited.learning = False  # older firmware with optimised schedules: not the path
         if awaited.learning:
@@ -710,6 +718,8 @@ class Controller:
                 await self._look(session)
             except GatewayError as err:
                 log.debug("%s: looking at writes on their way: %s", self.answers.serial, err)
+            except Exception:
+                log.exception("looking at writes on their way: unexpected error (please report)")
 
     async def _look(self, session: Session) -> None:
         clock = session.clock
@@ -733,7 +743,9 @@ class Controller:
         now = clock.monotonic()
         for awaited in [a for a in self.awaited.values() if a.deadline <= now]:
             actual = await self._last_look(session, awaited)
-            if awaited.command.path in self.awaited and not self._settled(awaited, actual, session):
+            if self.awaited.get(awaited.command.path) is awaited and not self._settled(
+                awaited, actual, session
+            ):
                 await self._expired(session, awaited, actual)
 
     async def _last_look(self, session: Session, awaited: Awaited) -> Value | None:
