@@ -170,6 +170,7 @@ async def test_storage_settings_are_written_read_back_and_published(
         )
         await site.state("battery_mode", "backup")
         await site.state("storage_reserve_soc", "30")
+        await site.state("battery_configured_reserve_soc", "30")  # the controller's: the entity's
         await site.state("storage_charge_from_grid", "on")
         # the whole tariff document is PUT, once per setting, through the one-request gate
         assert site.writes() == [(TARIFF, 200)] * 3

@@ -174,7 +174,9 @@ CONTROLS: Final[tuple[Control, ...]] = (
         write="storage",
         field="reserve_soc",
         actual=_storage("reserved_soc"),
-        state=_at("storage_reserve_soc"),
+        # the reserve the battery controller runs (secctrl), not the tariff's copy: on D8.3
+        # the tariff keeps what was written locally, and a cloud write never shows there
+        state=_at("battery_configured_reserve_soc"),
         targets=STORAGE,
         icon="mdi:battery-lock",
         reassert=True,

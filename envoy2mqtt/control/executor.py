@@ -377,6 +377,7 @@ class Controller:
         )  # None: auto, still learning
         self.awaited: dict[str, Awaited] = {}
         self._phantoms_until = 0.0  # dry contacts may read `open` falsely until then
+        self._publish_soon = False  # a battery setting changed: a full read, published
         self.offered: dict[str, Offered] = {}
         self.refused: set[str] = set()  # the gateway answered 401/403: withdrawn
         self.watches = Watches()
@@ -521,6 +522,7 @@ class Controller:
                 self.answers.respond(command, Status.ERROR, message=failure, via=Route.LOCAL)
             return
         self._settings_written(session)
+        self._publish_soon = True
         live = await self._live(session, commands, Route.LOCAL)
         if live is None:
             return
@@ -593,6 +595,7 @@ class Controller:
         if any(c.offered.control.key != "status" for c in commands):
             self._settings_written(session)  # a dry contact's settings, the generator mode
         grid = commands[0].offered.control.write == "grid"
+        self._publish_soon = self._publish_soon or grid  # the commanded state, published soon
         try:
             # the relay's own endpoint answers at once; a full read takes up to a minute on
             # D8.3 and would hold the gate while the relay moves
@@ -663,6 +666,7 @@ class Controller:
         if command.offered.control.write == "grid":  # the switch's word, the relay's state
             said, actual = f"the relay reads {actual!r}", _switch_word(actual)
         self.answers.respond(command, Status.OK, actual=actual, via=awaited.via, message=said)
+        self._publish_soon = self._publish_soon or awaited.battery
         if self.options.watch > 0:
             now = session.clock.monotonic()
             self.watches.arm(
@@ -715,6 +719,9 @@ class Controller:
         while True:
             await session.clock.sleep(self.options.tick)
             try:
+                if self._publish_soon:  # here, not in the queue: a full read may take a minute
+                    self._publish_soon = False
+                    await session.refresh()
                 await self._look(session)
             except GatewayError as err:
                 log.debug("%s: looking at writes on their way: %s", self.answers.serial, err)
