@@ -134,7 +134,7 @@ async def field_site(
             values: dict[str, object] = {
                 "controls": "all",
                 "poll_interval": 5,
-                "control_settle": 2,  # a local write shows at once where it is honoured
+                "control_settle": 1,  # a local write shows at once where it is honoured
                 "control_cloud_timeout": 8,  # the field's 10-20 s apply, scaled, and room to read
                 "control_relay_open_timeout": 8,
                 "control_relay_close_timeout": 8,

@@ -377,7 +377,7 @@ class Controller:
         )  # None: auto, still learning
         self.awaited: dict[str, Awaited] = {}
         self._phantoms_until = 0.0  # dry contacts may read `open` falsely until then
-        self._publish_soon = False  # a battery setting changed: a full read, published
+        self._publish_soon = asyncio.Event()  # a setting changed: a full read, published
         self.offered: dict[str, Offered] = {}
         self.refused: set[str] = set()  # the gateway answered 401/403: withdrawn
         self.watches = Watches()
@@ -471,14 +471,19 @@ class Controller:
         current_lane.set(COMMAND_LANE)
         self._session, self.refused = session, set()
         batch: tuple[Command, ...] = ()
-        follower = asyncio.get_running_loop().create_task(self._follow(session))
+        loop = asyncio.get_running_loop()
+        helpers = (
+            loop.create_task(self._follow(session)),
+            loop.create_task(self._publish(session)),
+        )
         try:
             while True:
                 batch = await self._queue.get()
                 await self._execute(session, batch)
                 batch = ()
         finally:
-            follower.cancel()
+            for helper in helpers:
+                helper.cancel()
             self._session = None
             self._abandon(batch)
 
@@ -522,7 +527,7 @@ class Controller:
                 self.answers.respond(command, Status.ERROR, message=failure, via=Route.LOCAL)
             return
         self._settings_written(session)
-        self._publish_soon = True
+        self._publish_soon.set()
         live = await self._live(session, commands, Route.LOCAL)
         if live is None:
             return
@@ -595,7 +600,8 @@ class Controller:
         if any(c.offered.control.key != "status" for c in commands):
             self._settings_written(session)  # a dry contact's settings, the generator mode
         grid = commands[0].offered.control.write == "grid"
-        self._publish_soon = self._publish_soon or grid  # the commanded state, published soon
+        if grid:
+            self._publish_soon.set()  # the commanded state, published soon
         try:
             # the relay's own endpoint answers at once; a full read takes up to a minute on
             # D8.3 and would hold the gate while the relay moves
@@ -666,7 +672,8 @@ class Controller:
         if command.offered.control.write == "grid":  # the switch's word, the relay's state
             said, actual = f"the relay reads {actual!r}", _switch_word(actual)
         self.answers.respond(command, Status.OK, actual=actual, via=awaited.via, message=said)
-        self._publish_soon = self._publish_soon or awaited.battery
+        if awaited.battery:
+            self._publish_soon.set()
         if self.options.watch > 0:
             now = session.clock.monotonic()
             self.watches.arm(
@@ -719,14 +726,23 @@ class Controller:
         while True:
             await session.clock.sleep(self.options.tick)
             try:
-                if self._publish_soon:  # here, not in the queue: a full read may take a minute
-                    self._publish_soon = False
-                    await session.refresh()
                 await self._look(session)
             except GatewayError as err:
                 log.debug("%s: looking at writes on their way: %s", self.answers.serial, err)
             except Exception:
                 log.exception("looking at writes on their way: unexpected error (please report)")
+
+    async def _publish(self, session: Session) -> None:
+        """A full read, published, soon after a write: as a normal read (a full read takes up
+        to a minute on D8.3), beside the queue and the follower, never holding them."""
+        current_lane.set(Lane.NORMAL)
+        while True:
+            await self._publish_soon.wait()
+            self._publish_soon.clear()
+            try:
+                await session.refresh()
+            except GatewayError as err:
+                log.debug("%s: the read after a write: %s", self.answers.serial, err)
 
     async def _look(self, session: Session) -> None:
         clock = session.clock
