@@ -126,9 +126,8 @@ async def field_site(
         cloud = SimulatedEnlighten(
             accounts={ACCOUNT: PASSWORD},
             sites=[CloudSite(site_id=SITE, serials=(gateway.serial,), owner=ACCOUNT)],
-            apply=storage_applier([gateway]),
             time_scale=SCALE,
-            **(cloud_options or {}),
+            **({"apply": storage_applier([gateway])} | (cloud_options or {})),
         )
         async with cloud:
             values: dict[str, object] = {
@@ -353,6 +352,29 @@ async def test_enlighten_refusing_the_client_or_the_account_says_why(
         responses = await site.final(1)
         assert steps(responses) == [("error", "battery_mode", "enlighten")]
         assert said in responses[0]["message"]
+
+
+async def test_a_write_the_cloud_never_delivers_is_ignored_with_the_reason(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    async with field_site(
+        mosquitto_session,
+        unique_prefix,
+        tmp_path,
+        field=current_firmware(),
+        battery_control_path="enlighten",
+        control_cloud_timeout=2,
+        cloud_options={"apply": None},  # taken, pending, never reaching the gateway
+    ) as site:
+        before = site.live()
+        await site.send("set/battery_reserve_soc", "55")
+        responses = await site.final(1)
+        assert steps(responses) == [
+            ("pending", "battery_reserve_soc", "enlighten"),
+            ("ignored", "battery_reserve_soc", "enlighten"),
+        ]
+        assert "pending too long" in responses[-1]["message"]
+        assert site.live() == before
 
 
 # -- the grid relay -----------------------------------------------------------------------------
