@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from envoy2mqtt.control.checks import why_not
+from envoy2mqtt.auth.battery import cloud_fields
 from envoy2mqtt.control.commands import (
     GRID,
     RELAY,
@@ -15,14 +15,16 @@ from envoy2mqtt.control.commands import (
     Invalid,
     Message,
     RateLimit,
+    Response,
+    Status,
     Switch,
     Whole,
     parse_message,
+    reverted,
     same_value,
 )
-from envoy2mqtt.control.controls import Scope
-from envoy2mqtt.control.responses import Response, Status, reverted
-from envoy2mqtt.control.watch import Watched, Watches
+from envoy2mqtt.control.controls import Scope, why_not
+from envoy2mqtt.control.executor import Watched, Watches
 
 AT = datetime(2026, 7, 1, 14, 3, 12, tzinfo=UTC)
 
@@ -240,3 +242,29 @@ def test_a_revert_is_a_control_event_with_the_value_it_went_back_to() -> None:
         "transaction": "t1",
     }
     assert "transaction" not in json.loads(reverted("x", 1, 2, AT, None).to_json("1"))
+
+
+def test_a_pending_response_says_how_and_how_long() -> None:
+    at = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+    pending = Response(
+        status=Status.PENDING,
+        control="battery_reserve_soc",
+        at=at,
+        requested=40,
+        via="enlighten",
+        within=30,
+    )
+    body = json.loads(pending.to_json("122302045041"))
+    assert (body["status"], body["via"], body["within"]) == ("pending", "enlighten", 30)
+    plain = json.loads(Response(status=Status.OK, control="status", at=at).to_json("1"))
+    assert "via" not in plain
+    assert "within" not in plain
+
+
+def test_cloud_fields_name_the_profile_the_battery_runs() -> None:
+    assert cloud_fields("mode", "backup", "self-consumption") == {"profile": "backup_only"}
+    assert cloud_fields("reserve_soc", 40, "economy") == {
+        "batteryBackupPercentage": 40,
+        "profile": "cost_savings",
+    }
+    assert cloud_fields("charge_from_grid", "on", None) == {"chargeFromGrid": True}

@@ -108,6 +108,9 @@ async def controlled(
     values: dict[str, object] = {
         "controls": "all",
         "control_settle": 0.5,
+        "control_relay_open_timeout": 2,
+        "control_relay_close_timeout": 2,
+        "control_contact_timeout": 2,
         "poll_interval": 5,
         **settings,
     }
@@ -167,6 +170,7 @@ async def test_storage_settings_are_written_read_back_and_published(
         )
         await site.state("battery_mode", "backup")
         await site.state("storage_reserve_soc", "30")
+        await site.state("battery_configured_reserve_soc", "30")  # the controller's: the entity's
         await site.state("storage_charge_from_grid", "on")
         # the whole tariff document is PUT, once per setting, through the one-request gate
         assert site.writes() == [(TARIFF, 200)] * 3
@@ -228,6 +232,10 @@ async def test_dry_contact_position_and_settings_in_one_message(
             ("ok", "dry_contact/NO1/grid_action", "shed", "shed"),
             ("ok", "dry_contact/NO1/micro_grid_action", "apply", "apply"),
         ]
+        # NO1 is of type NONE: the gateway stores its grid actions and never acts on them
+        said = {r["control"]: r.get("message") for r in responses[4:]}
+        assert "only for contacts whose type is LOAD" in str(said["dry_contact/NO1/grid_action"])
+        assert said["dry_contact/NO1/generator_action"] is None
         served = site.gateway.document("/ivp/ss/dry_contact_settings")["dry_contacts"][2]
         assert (served["id"], served["grid_action"], served["micro_grid_action"]) == (
             "NO1",
@@ -263,7 +271,8 @@ async def test_a_mode_the_gateway_ignores_is_reported_ignored_with_the_reason(
     # the captured site has optimised schedules on: the gateway says 200 and keeps its mode
     async with controlled(BATTERY, mosquitto_session, unique_prefix, tmp_path) as site:
         await site.send("set/battery_mode", "backup")
-        (response,) = await site.answered(1)
+        pending, response = await site.answered(2)
+        assert (pending["status"], pending["via"]) == ("pending", "local")
         assert answer(response) == ("ignored", "battery_mode", "backup", "self-consumption", None)
         assert "optimised schedules" in response["message"]
         assert site.writes() == [(TARIFF, 200)]
@@ -275,9 +284,10 @@ async def test_a_write_answered_200_and_dropped_is_reported_ignored(
     async with controlled(GENERATOR, mosquitto_session, unique_prefix, tmp_path) as site:
         site.gateway.set_write_fault(WriteFault.IGNORE, paths={RELAY})
         await site.send("set/grid_enabled", "off")
-        (response,) = await site.answered(1)
+        pending, response = await site.answered(2)
+        assert pending["status"] == "pending"
         assert answer(response) == ("ignored", "grid_enabled", "off", "on", None)
-        assert "still reports on" in response["message"]
+        assert "still reads 'closed'" in response["message"]
         assert site.gateway.grid_on
 
 

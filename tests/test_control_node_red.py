@@ -84,17 +84,19 @@ async def test_the_readme_controls_flow_commands_the_bridge(
                 session.post(f"{red.url}/inject/{inject['id']}") as fired,
             ):
                 assert fired.status == 200
-            await red.wait_for(lambda r: bool(tapped(r, "not-ok")), timeout=30)
+            await red.wait_for(lambda r: len(tapped(r, "not-ok")) >= 2, timeout=30)
         (sent,) = [r for r in recorder.records if r.topic == f"{root}/set"]
         assert json.loads(sent.payload) == {"battery_mode": "backup", "transaction": "evening"}
         assert not sent.retain
-        (response,) = tapped(red, "not-ok")
+        # `pending` first (the write is on its way), then how it ended
+        pending, response = tapped(red, "not-ok")
+        assert pending["status"] == "pending"
         assert (response["status"], response["control"], response["transaction"]) == (
             "ignored",
             "battery_mode",
             "evening",
         )
-        assert tapped(red, "all") == [response]
+        assert tapped(red, "all") == [pending, response]
         assert [(w.method, w.path) for w in gateway.write_log] == [("PUT", "/admin/lib/tariff")]
         assert "[error]" not in red.log()
 

@@ -25,7 +25,7 @@ MAY_IMPORT: dict[str, set[str] | None] = {
     "polling": {"core", "catalog", "auth", "gateway", "mqtt", "settings", "statefile"},
     "features": {"core", "mqtt", "polling", "settings", "healthcheck", "__version__"},
     "shedding": {"core", "catalog", "mqtt", "settings", "polling", "features"},
-    "control": {"core", "catalog", "gateway", "mqtt", "settings", "polling", "features"},
+    "control": {"core", "catalog", "auth", "gateway", "mqtt", "settings", "polling", "features"},
     "sim": set(),
     "settings": set(),
     # the one atomic writer of STATE_DIR's files: standard library only, so every stage that

@@ -10,7 +10,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from envoy2mqtt.sim import SimulatedGateway
+from envoy2mqtt.sim import Field, SimulatedGateway
 from envoy2mqtt.sim.battery_cloud import (
     XSRF_COOKIE,
     XSRF_HEADER,
@@ -25,6 +25,7 @@ from envoy2mqtt.sim.battery_cloud import (
     updated,
 )
 from envoy2mqtt.sim.enlighten import CloudFault, SimulatedEnlighten
+from tests.harness import pyenphase_on
 
 ACCOUNT: Final = "owner@example.com"
 PASSWORD: Final = "correct horse battery staple"
@@ -459,3 +460,42 @@ async def test_an_expired_session_meets_the_login_wall_and_a_new_login_passes() 
     assert expired == 302
     assert again["profile"] == "self-consumption"
     assert [r.at for r in cloud.requests][-1] == now[0]  # the log keeps the cloud's clock
+
+
+async def test_on_current_firmware_a_cloud_write_shows_in_the_live_values_not_the_tariff() -> None:
+    capture = "8.2.4286_with_3cts_and_battery_split"
+    field = Field.current_firmware(time_scale=FAST)
+    async with SimulatedGateway(capture=capture, field=field) as gateway:
+        tariff = gateway.document("/admin/lib/tariff")["tariff"]["storage_settings"]
+        before = gateway.document("/ivp/ensemble/secctrl")["configured_backup_soc"]
+        async with pyenphase_on(gateway) as envoy:
+            await envoy.update()
+            await envoy.set_reserve_soc(77)  # local: saved in the file, ignored by the battery
+        assert (
+            gateway.document("/admin/lib/tariff")["tariff"]["storage_settings"]["reserved_soc"]
+            == 77
+        )
+        assert gateway.document("/ivp/ensemble/secctrl")["configured_backup_soc"] == before
+        assert gateway.document("/ivp/sc/sched")["Reserve SoC"] != 77
+        site = CloudSite(site_id=SITE, serials=(gateway.serial,), owner=ACCOUNT)
+        cloud = SimulatedEnlighten(
+            accounts={ACCOUNT: PASSWORD},
+            sites=[site],
+            apply=storage_applier([gateway]),
+            time_scale=FAST,
+        )
+        async with cloud, browser() as http:
+            await sign_in(http, cloud)
+            assert await accept_disclaimer(http, cloud) == 200
+            body = {"profile": "backup_only", "chargeFromGrid": True, "veryLowSoc": 15}
+            assert (await write(http, cloud, body))[0] == 200
+            await until(lambda: bool(cloud.battery.applied))
+        secctrl = gateway.document("/ivp/ensemble/secctrl")
+        schedule = gateway.document("/ivp/sc/sched")
+        stale = gateway.document("/admin/lib/tariff")["tariff"]["storage_settings"]
+    assert (secctrl["configured_backup_soc"], secctrl["VLS_Limit"]) == (100, 15)
+    assert (schedule["Battery Mode"], schedule["Charge From Grid Allowed"]) == ("backup", True)
+    assert (stale["mode"], stale["charge_from_grid"]) == (
+        tariff["mode"],
+        tariff["charge_from_grid"],
+    )

@@ -1,6 +1,9 @@
-"""Command messages into typed values: the topics, the payloads, validation, the rate limit.
+"""Commands in, answers out: the command topics and payloads read into typed values (enum,
+range and type checks, the rate limit), and what the bridge says back on
+`<base>/<serial>/response` (and the `control` event of a revert). Pure: no I/O, no clock of
+its own.
 
-Pure: no I/O, no clock of its own. A message is `<base>/<serial>/set` with a JSON object
+A message is `<base>/<serial>/set` with a JSON object
 (`{"battery_mode": "backup", "battery_reserve_soc": 30, "transaction": "t1"}`), or
 `<base>/<serial>/set/<control>` with one plain value (`backup`, `30`, `on`, or JSON
 `{"value": 30, "transaction": "t1"}`); a device's controls live under its path
@@ -12,8 +15,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Final, TypeGuard
 
+from envoy2mqtt.core.events import Event
 from envoy2mqtt.core.snapshot import Value
 
 Transaction = str | int | None
@@ -180,3 +186,63 @@ class RateLimit:
             return self.interval - (now - last)
         self._last[path] = now
         return 0.0
+
+
+REVERTED = "reverted"
+CONTROL_EVENT = "control"
+
+
+class Status(StrEnum):
+    """How a command ended."""
+
+    PENDING = "pending"  # taken, on its way: the final answer follows (within `within` s)
+    OK = "ok"  # written, and read back as asked
+    IGNORED = "ignored"  # taken (200) but the battery controller / relay kept its old value
+    ERROR = "error"  # not written (invalid, not available, rate limited, refused, failed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """One control's outcome, published as JSON on `<base>/<serial>/response`."""
+
+    status: Status
+    control: str | None  # the command path; None when the message named none readable
+    at: datetime
+    requested: object = None
+    actual: Value | None = None
+    transaction: Transaction = None
+    message: str | None = None  # why, in words (errors and ignored writes)
+    reassert: bool = False  # the bridge wrote a reverted setting once more (CONTROL_REASSERT)
+    via: str | None = None  # how it was written: local (the gateway) or enlighten (the cloud)
+    within: float | None = None  # pending: seconds until the final answer at the latest
+
+    def to_json(self, serial: str) -> str:
+        """The response's wire form."""
+        body: dict[str, object] = {
+            "status": self.status.value,
+            "gateway": serial,
+            "control": self.control,
+            "requested": self.requested,
+            "actual": self.actual,
+            "transaction": self.transaction,
+            "at": self.at.isoformat(timespec="milliseconds"),
+        }
+        if self.message:
+            body["message"] = self.message
+        if self.reassert:
+            body["reassert"] = True
+        if self.via:
+            body["via"] = self.via
+        if self.within is not None:
+            body["within"] = round(self.within, 1)
+        return json.dumps(body, separators=(",", ":"), default=str)
+
+
+def reverted(
+    control: str, requested: Value, actual: Value, at: datetime, transaction: Transaction
+) -> Event:
+    """The `control` event of a value that went back after it was read back as asked."""
+    extra: dict[str, Value] = {"control": control, "status": REVERTED}
+    if transaction is not None:
+        extra["transaction"] = transaction
+    return Event(CONTROL_EVENT, requested, actual, at, extra=extra)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from envoy2mqtt.auth.battery import EnlightenBattery
 from envoy2mqtt.control.commands import SET
 from envoy2mqtt.control.controls import Scope
-from envoy2mqtt.control.executor import Controller
-from envoy2mqtt.control.session import ControlOptions
+from envoy2mqtt.control.executor import Controller, ControlOptions
 from envoy2mqtt.core.naming import sanitize
 from envoy2mqtt.features.extension import Extension, Hub
 from envoy2mqtt.mqtt.commands import take_commands
@@ -40,6 +40,26 @@ def control_options(settings: Settings) -> ControlOptions | None:
         reassert=settings.control_reassert,
         rate_limit=settings.control_rate_limit,
         settle=settings.control_settle,
+        battery_path=settings.battery_control_path,
+        cloud=settings.control_cloud_timeout,
+        relay_open=settings.control_relay_open_timeout,
+        relay_close=settings.control_relay_close_timeout,
+        contact=settings.control_contact_timeout,
+        phantom=settings.control_contact_phantom,
+    )
+
+
+def battery_cloud(settings: Settings, bridge: Bridge) -> EnlightenBattery | None:
+    """The Enlighten client for this gateway's battery settings: the account its tokens come
+    from (ENVOY_USERNAME/ENVOY_PASSWORD); None without one, or with BATTERY_CONTROL_PATH=local."""
+    gateway = bridge.settings
+    if settings.battery_control_path == "local" or not gateway.username or not gateway.password:
+        return None
+    return EnlightenBattery(
+        gateway.username,
+        gateway.password.get_secret_value(),
+        login_url=settings.enlighten_login_url,
+        timeout=settings.cloud_timeout,
     )
 
 
@@ -59,7 +79,14 @@ class Controls(Extension):
             return
         hub = self.hub
         self.controllers = {
-            bridge: Controller(hub.link, hub.topics, options) for bridge in hub.bridges
+            bridge: Controller(
+                hub.link,
+                hub.topics,
+                options,
+                cloud=battery_cloud(hub.settings, bridge),
+                events=bridge.events,
+            )
+            for bridge in hub.bridges
         }
         for command_filter in command_filters(hub.topics.base):
             take_commands(hub.link, command_filter, self._on_command)
@@ -71,6 +98,13 @@ class Controls(Extension):
             options.scope,
             hub.topics.base,
         )
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop, and close the Enlighten sessions."""
+        await super().__aexit__(*exc)
+        for controller in self.controllers.values():
+            if controller.cloud is not None:
+                await controller.cloud.close()
 
     def _connected(self, bridge: Bridge, connected: GatewayConnected) -> None:
         self._disconnected(bridge, None)

@@ -26,14 +26,19 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.tariff import EnvoyStorageMode
 from pyenphase.updaters.tariff import EnvoyTariffUpdater
 
-# the modes are the core's; re-exported until control/ imports them from core.snapshot too
-from envoy2mqtt.core.snapshot import GENERATOR_MODES as GENERATOR_MODES  # noqa: PLC0414
-from envoy2mqtt.core.snapshot import STORAGE_MODES as STORAGE_MODES  # noqa: PLC0414
+from envoy2mqtt.core.snapshot import GENERATOR_MODES, STORAGE_MODES
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
-from envoy2mqtt.gateway.errors import GatewayAuthError, GatewayError, GatewayUnavailable
+from envoy2mqtt.gateway.errors import (
+    EndpointMissing,
+    GatewayAuthError,
+    GatewayError,
+    GatewayUnavailable,
+)
 from envoy2mqtt.gateway.translate import translated
 
+URL_SECCTRL: Final = "/ivp/ensemble/secctrl"
+URL_SCHEDULE: Final = "/ivp/sc/sched"  # what the battery controller runs (D8.3)
 # a dry contact's settings that can be written, as pyenphase's model names them
 CONTACT_SETTINGS: Final[Mapping[str, Callable[[str | float], object]]] = {
     "mode": lambda v: DryContactMode(str(v)),
@@ -62,6 +67,53 @@ class Writable:
     contact_status: frozenset[str] = frozenset()  # dry contacts that can be opened and closed
     contact_settings: frozenset[str] = frozenset()  # dry contacts whose settings can be set
     generator: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveBattery:
+    """What the battery controller runs now: where a write shows that it took, never the
+    tariff file (on D8.3 that is a copy the controller ignores)."""
+
+    mode: str | None = None
+    reserve_soc: float | None = None  # secctrl `configured_backup_soc`
+    very_low_soc: float | None = None  # secctrl `VLS_Limit`
+    charge_from_grid: bool | None = None
+    source: str = URL_SCHEDULE  # where mode and charge from grid were read
+
+
+async def read_live_battery(client: GatewayClient) -> LiveBattery:
+    """The battery controller's live settings: /ivp/ensemble/secctrl and /ivp/sc/sched.
+
+    Firmware without /ivp/sc/sched runs the tariff file, so there mode and charge from grid
+    come from the tariff.
+    """
+    envoy = client.envoy
+    secctrl = await adapter.fetch_json(envoy, URL_SECCTRL)
+    secctrl = secctrl if isinstance(secctrl, dict) else {}
+    reserve, low = secctrl.get("configured_backup_soc"), secctrl.get("VLS_Limit")
+    try:
+        schedule = await adapter.fetch_json(envoy, URL_SCHEDULE)
+    except EndpointMissing:
+        schedule = None
+    if isinstance(schedule, dict) and "Battery Mode" in schedule:
+        mode, flag, source = (
+            schedule.get("Battery Mode"),
+            schedule.get("Charge From Grid Allowed"),
+            URL_SCHEDULE,
+        )
+    else:
+        tariff = (await adapter.run_updaters(envoy, include=(EnvoyTariffUpdater,))).tariff
+        settings = tariff.storage_settings if tariff is not None else None
+        mode = str(settings.mode) if settings is not None and settings.mode else None
+        flag = settings.charge_from_grid if settings is not None else None
+        source = "/admin/lib/tariff"
+    return LiveBattery(
+        mode=str(mode) if isinstance(mode, str) else None,
+        reserve_soc=float(reserve) if isinstance(reserve, int | float) else None,
+        very_low_soc=float(low) if isinstance(low, int | float) else None,
+        charge_from_grid=flag if isinstance(flag, bool) else None,
+        source=source,
+    )
 
 
 def writable(client: GatewayClient) -> Writable:

@@ -63,3 +63,13 @@ class HomeAssistantOnline:
 @dataclass(frozen=True, slots=True)
 class ShuttingDown:
     """The service is stopping: last words now, the link closes right after."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryPathChosen:
+    """How this gateway's battery settings are written from now on (the controls feature says
+    so on the gateway's stream): `local`, `enlighten`, or `auto` while still learning."""
+
+    serial: str
+    path: str
+    why: str

@@ -202,7 +202,21 @@ class Settings(BaseSettings):
     control_rate_limit: Annotated[float, Field(ge=0, le=3_600)] = 10.0  # s per control write
     """Least seconds between two writes of one control; more are refused."""
     control_settle: Annotated[float, Field(ge=0, le=120)] = 5.0  # s before "ignored"
-    """Seconds a write may take to show before it is reported `ignored`."""
+    """Seconds a local battery (or generator) write may take to show before it is `ignored`."""
+    battery_control_path: Literal["auto", "local", "enlighten"] = "auto"
+    """How battery settings are written: `local` (the gateway's tariff, firmware that honours
+    it), `enlighten` (the cloud, firmware D8.3) or `auto` (learn which works)."""
+    control_cloud_timeout: Annotated[float, Field(gt=0, le=900)] = 30.0
+    """Seconds a battery write through Enlighten may take to show on the gateway."""
+    control_relay_open_timeout: Annotated[float, Field(gt=0, le=900)] = 60.0
+    """Seconds the grid relay may take to open after the command (it tops the battery up)."""
+    control_relay_close_timeout: Annotated[float, Field(gt=0, le=900)] = 30.0
+    """Seconds the grid relay may take to close after the command."""
+    control_contact_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """Seconds a dry contact may take to show a write."""
+    control_contact_phantom: Annotated[float, Field(ge=0, le=600)] = 90.0
+    """Seconds after the bridge's own settings write in which dry contacts may read `open`
+    although nothing moved (D8.3: 5-90 s); a change then is not taken for a revert."""
 
     @field_validator("mqtt_base_topic", "ha_discovery_prefix")
     @classmethod

@@ -68,7 +68,7 @@ SECTIONS: Final = (
             "summary_interval",
         ),
     ),
-    Section("controls (README: Controls)", ("controls", "control_")),
+    Section("controls (README: Controls)", ("controls", "control_", "battery_control_")),
     Section(
         "load shedding (README: Load shedding)",
         ("loads", "restore_after", "restore_stagger", "shedding_"),

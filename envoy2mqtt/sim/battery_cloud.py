@@ -542,13 +542,12 @@ def refusal(request: web.Request, status: int, message: str) -> web.Response:
 
 
 def storage_applier(gateways: Iterable[SimulatedGateway]) -> ApplyBatterySettings:
-    """An `apply` that sets the served storage settings of simulated gateways, by serial.
+    """An `apply` that changes what simulated gateways' battery controllers run, by serial.
 
-    It changes the tariff's `storage_settings` (mode, reserve, charge from grid) through
-    `SimulatedGateway.set_storage`, the only setter the gateway has today, which the simulated
-    battery obeys. A stopgap: on D8.3 a cloud write leaves the tariff file as it was and shows
-    in `/ivp/ensemble/secctrl` (`VLS_Limit`, `configured_backup_soc`) and `/ivp/sc/sched`
-    (`Charge From Grid Allowed`) instead; the very-low SoC has no setter yet and is left alone.
+    Through `SimulatedGateway.apply_battery_settings`: the live values change
+    (`/ivp/ensemble/secctrl` `configured_backup_soc` and `VLS_Limit`, `/ivp/sc/sched`); on
+    firmware that ignores local writes the tariff file keeps its stale copy, on older
+    firmware it follows.
     """
     by_serial = {gateway.serial: gateway for gateway in gateways}
 
@@ -557,10 +556,11 @@ def storage_applier(gateways: Iterable[SimulatedGateway]) -> ApplyBatterySetting
         if gateway is None:
             log.warning("the cloud has no simulated gateway %s to tell", serial)
             return
-        gateway.set_storage(
+        gateway.apply_battery_settings(
             mode=change.gateway_mode,
             charge_from_grid=change.charge_from_grid,
             reserve_soc=change.reserve,
+            very_low_soc=change.very_low_soc,
         )
 
     return apply

@@ -15,6 +15,7 @@ from .state import INVENTORY, POWER, READINGS, SECCTRL, STATUS, SimState, set_ct
 from .storage import StorageSettings
 
 TARIFF: Final = "admin_lib_tariff"
+SCHEDULE: Final = "ivp_sc_sched"  # /ivp/sc/sched: what the battery controller runs now
 PRODUCTION_DOCS: Final = ("production.json", "production")
 IDLE_W: Final = 1.0  # below this an ACB says "idle"
 ACB_WH: Final = 1200.0  # one AC Battery's usable energy, when the capture cannot tell
@@ -132,12 +133,74 @@ def storage_settings(state: SimState) -> StorageSettings:
 
 def controller_settings(state: SimState) -> StorageSettings:
     """The settings the battery controller obeys: the tariff's, unless it ignores the file."""
-    return state.controller or storage_settings(state)
+    return state.obeyed or storage_settings(state)
 
 
 def hold_controller(state: SimState) -> None:
     """From now on the controller keeps its settings whatever is written to the tariff file."""
-    state.controller = storage_settings(state)
+    state.obeyed = storage_settings(state)
+
+
+def show_controller(
+    state: SimState, *, very_low_soc: float | None = None, secctrl: bool = True
+) -> None:
+    """Serve what the battery controller runs (its live values), not the tariff file's copy.
+
+    secctrl's `configured_backup_soc` (and `VLS_Limit`) and /ivp/sc/sched: where a D8.3
+    gateway shows a cloud write [F "Local writes do not work"]. The schedule document's shape
+    is the simulator's own; only its "Charge From Grid Allowed" is named after the field's.
+    `secctrl=False` serves the schedule alone (at start, secctrl as captured).
+    """
+    if _settings_section(state) is None:
+        return
+    settings = controller_settings(state)
+    for name, part in ((SECCTRL, None), (STATUS, "secctrl")) if secctrl else ():
+        document = state.documents.get(name)
+        section = document.get(part) if part and isinstance(document, dict) else document
+        if not isinstance(section, dict) or "configured_backup_soc" not in section:
+            continue
+        state.dirty.add(name)
+        section["configured_backup_soc"] = round(settings.reserve_soc)
+        if very_low_soc is not None and "VLS_Limit" in section:
+            section["VLS_Limit"] = round(very_low_soc)
+    schedule = state.documents.get(SCHEDULE)
+    low = very_low_soc if very_low_soc is not None else _very_low(schedule)
+    state.documents[SCHEDULE] = {
+        "Battery Mode": settings.mode,
+        "Reserve SoC": round(settings.reserve_soc),
+        "Very Low SoC": low,
+        "Charge From Grid Allowed": settings.charge_from_grid,
+        "schedules": [],
+    }
+    state.dirty.add(SCHEDULE)
+
+
+def _very_low(schedule: object) -> float:
+    value = schedule.get("Very Low SoC") if isinstance(schedule, dict) else None
+    return value if isinstance(value, int | float) else 10
+
+
+def apply_controller(
+    state: SimState,
+    *,
+    mode: str,
+    charge_from_grid: bool,
+    reserve_soc: float,
+    very_low_soc: float | None = None,
+) -> None:
+    """The cloud's write: the controller runs these settings from now on.
+
+    Firmware that ignores the tariff leaves the file as it was; older firmware's controller
+    follows the file, so the write lands there too.
+    """
+    settings = StorageSettings(
+        mode=mode, charge_from_grid=charge_from_grid, reserve_soc=reserve_soc
+    )
+    if state.obeyed is not None:
+        state.obeyed = settings
+    else:
+        set_storage(state, mode=mode, charge_from_grid=charge_from_grid, reserve_soc=reserve_soc)
+    show_controller(state, very_low_soc=very_low_soc)
 
 
 def set_storage(
@@ -161,9 +224,10 @@ def set_storage(
     ):
         if value is not None:
             settings[key] = value
-    if state.controller is not None:
+    if state.obeyed is not None:
         # a simulation control stands for the cloud's write, which the controller obeys
-        state.controller = storage_settings(state)
+        state.obeyed = storage_settings(state)
+    show_controller(state)
 
 
 def apply_soc(state: SimState, percent_soc: float) -> bool:

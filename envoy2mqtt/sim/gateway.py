@@ -82,6 +82,7 @@ class SimulatedGateway(Served):
         )
         self.field = field
         self._behaviour = Behaviour(self.state, self.field, clock=clock, utc_offset_s=utc_offset_s)
+        ensemble.show_controller(self.state, secctrl=False)  # /ivp/sc/sched
         self._writes = Writes(self.state, clock, self._behaviour.relay)
         self._responder = Responder(
             self.capture,
@@ -225,6 +226,27 @@ class SimulatedGateway(Served):
             charge_from_grid=charge_from_grid,
             reserve_soc=reserve_soc,
             optimised_schedules=optimised_schedules,
+        )
+
+    def apply_battery_settings(
+        self,
+        *,
+        mode: str,
+        charge_from_grid: bool,
+        reserve_soc: float,
+        very_low_soc: float | None = None,
+    ) -> None:
+        """What a cloud (Enlighten) write does: the battery controller runs these settings.
+
+        They show in the live values (secctrl's `configured_backup_soc` and `VLS_Limit`,
+        /ivp/sc/sched); on firmware that ignores local writes the tariff file keeps its copy.
+        """
+        ensemble.apply_controller(
+            self.state,
+            mode=mode,
+            charge_from_grid=charge_from_grid,
+            reserve_soc=reserve_soc,
+            very_low_soc=very_low_soc,
         )
 
     def document(self, path: str) -> Any:

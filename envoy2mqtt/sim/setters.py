@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from .ensemble import TARIFF
+from .ensemble import TARIFF, show_controller
 from .relay import Relay
 from .state import RELAY, SimState
 
@@ -88,12 +88,23 @@ class Setters:
                 # optimised schedules on: the battery controller keeps its mode (200 all the same)
                 settings["mode"] = current.get("mode")
             self._state.touch(TARIFF)["tariff"] = tariff
-            if self._state.controller is None:
+            if self._state.obeyed is None:
                 # [F] firmware that ignores the file rebuilds `schedule` on every read
                 _echo_schedule(document, settings)
+                show_controller(self._state)  # the controller follows the file
+                return self._followed(undo)
             return undo
 
         return apply
+
+    def _followed(self, undo: Undo) -> Undo:
+        """An undo of the tariff that the controller (following the file) follows too."""
+
+        def both() -> None:
+            undo()
+            show_controller(self._state)
+
+        return both
 
     def relay(self, body: Any) -> Apply:
         """POST /ivp/ensemble/relay: the grid relay's commanded position."""

@@ -46,7 +46,7 @@ class SimState:
         self.grid_log: list[tuple[float, bool]] = []
         # What the battery controller obeys when it no longer follows the tariff file
         # (firmware that ignores local writes); None: it follows the tariff.
-        self.controller: StorageSettings | None = None
+        self.obeyed: StorageSettings | None = None
 
     def reply(self, name: str) -> Recorded | None:
         """What the gateway answers for a capture file name right now."""
