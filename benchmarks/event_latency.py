@@ -261,11 +261,16 @@ def collect(
         row: dict[str, object] = {"kind": change.kind, "change_ms": ms(arrived - change.at)}
         samples[LABELS[change.kind]].append(arrived - change.at)
         reads = grid_reads(log, change.at) if change.kind == "grid" else []
-        if len(reads) >= run.options.debounce:
-            first, confirm = reads[0].end, reads[run.options.debounce - 1].end
+        if reads and reads[0].end <= arrived:
+            first = reads[0].end
             samples[FIRST_READ].append(arrived - first)
-            samples[CONFIRM_READ].append(arrived - confirm)
-            row |= {"first_read_ms": ms(arrived - first), "confirm_read_ms": ms(arrived - confirm)}
+            row |= {"first_read_ms": ms(arrived - first)}
+            # a plain new state is believed on its confirming read; the relay's own
+            # transitional states (field firmware) on the first: no confirming read to time
+            confirms = [r for r in reads[1 : run.options.debounce] if r.end <= arrived]
+            if len(confirms) == run.options.debounce - 1 and confirms:
+                samples[CONFIRM_READ].append(arrived - confirms[-1].end)
+                row |= {"confirm_read_ms": ms(arrived - confirms[-1].end)}
         run.rows.append(row)
     samples[EVENT_PUBLISH] = [
         took for done, took in processed if any(raised(body, done, took) for _, body in events)

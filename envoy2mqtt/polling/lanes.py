@@ -165,13 +165,14 @@ class Lanes:
         """The grid from the fast endpoints, at the fast cadence, until the probe is done."""
         current_lane.set(Lane.FAST)
         while True:
+            began = self.clock.monotonic()
             read_ok = await self._cycle(self.read_early_grid)
             if self._no_grid:
                 self.health.mark(ok=True)  # /info and authentication answered: it is there
                 return
             if read_ok:
                 await self._confirm_grid(self.read_early_grid)
-            await self._wait(Lane.FAST, self.cadence.fast)
+            await self._wait(Lane.FAST, self.cadence.fast, since=began)
 
     async def _fast_lane(self) -> None:
         """The grid first, published the moment it is read (and confirmed at once when it
@@ -179,13 +180,14 @@ class Lanes:
         current_lane.set(Lane.FAST)
         await self._wait(Lane.FAST, self.cadence.fast)
         while True:
+            began = self.clock.monotonic()
             if (
                 self.data.enpower is not None or self.data.collar is not None
             ) and await self._cycle(self.read_grid):
                 await self._confirm_grid()
             if self._has_cts():
                 await self._cycle(self.read_meters)
-            await self._wait(Lane.FAST, self.cadence.fast)
+            await self._wait(Lane.FAST, self.cadence.fast, since=began)
 
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
@@ -242,9 +244,17 @@ class Lanes:
             if not await self._cycle(read or self.read_grid):
                 return
 
-    async def _wait(self, lane: Lane, base: float) -> None:
-        """Sleep one interval; every lane but the fast one also sits out the quiet window."""
-        await self.clock.sleep(self._interval(lane, base))
+    async def _wait(self, lane: Lane, base: float, since: float | None = None) -> None:
+        """Sleep one interval; every lane but the fast one also sits out the quiet window.
+
+        `since`: when the cycle began (monotonic): the interval runs from there, so the grid is
+        read every interval however long its reads took (never less than a fifth of it: a
+        slow gateway gets a pause between cycles all the same).
+        """
+        interval = self._interval(lane, base)
+        if since is not None:
+            interval = max(interval - (self.clock.monotonic() - since), interval / 5)
+        await self.clock.sleep(interval)
         while lane != Lane.FAST and self._quiet():
             await self.clock.sleep(self.cadence.quiet_fast)
 
