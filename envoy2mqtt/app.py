@@ -27,6 +27,7 @@ from envoy2mqtt.gateway.pinning import CertificatePins
 from envoy2mqtt.mqtt.discovery import device_mode_warning
 from envoy2mqtt.mqtt.link import MqttLink, MqttOptions
 from envoy2mqtt.mqtt.publisher import PublishOptions
+from envoy2mqtt.mqtt.reference import deprecation_notice
 from envoy2mqtt.mqtt.topics import Topics
 from envoy2mqtt.polling.bridge import Bridge
 from envoy2mqtt.polling.events import HomeAssistantOnline, MqttConnected, ShuttingDown
@@ -106,6 +107,8 @@ class App:
         """Run until `stop` is set (or SIGTERM/SIGINT), then say goodbye within seconds."""
         stop = stop or asyncio.Event()
         ensure_state_dir(self.settings.state_dir)
+        if (notice := deprecation_notice()) is not None:
+            log.warning(notice)
         try:
             async with self.tasks as tasks, AsyncExitStack() as features:
                 for feature in self.features:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import aiomqtt
 import pytest
 
 from envoy2mqtt.app import App
+from envoy2mqtt.control import executor
 from envoy2mqtt.sim import SimulatedGateway, WriteFault
 from tests.broker import Mosquitto, Record, Recorder, collect
 from tests.harness import assert_polite, bridge_settings, running
@@ -150,7 +152,7 @@ async def test_storage_settings_are_written_read_back_and_published(
             json.dumps(
                 {
                     "battery_mode": "backup",
-                    "battery_reserve_soc": 30,
+                    "reserve_soc": 30,
                     "charge_from_grid": "on",
                     "transaction": "t-1",
                 }
@@ -159,8 +161,8 @@ async def test_storage_settings_are_written_read_back_and_published(
         responses = await site.answered(3)
         assert sorted(answer(r) for r in responses) == [
             ("ok", "battery_mode", "backup", "backup", "t-1"),
-            ("ok", "battery_reserve_soc", 30, 30.0, "t-1"),
             ("ok", "charge_from_grid", "on", "on", "t-1"),
+            ("ok", "reserve_soc", 30, 30.0, "t-1"),
         ]
         served = site.gateway.document(TARIFF)["tariff"]["storage_settings"]
         assert (served["mode"], served["reserved_soc"], served["charge_from_grid"]) == (
@@ -169,12 +171,60 @@ async def test_storage_settings_are_written_read_back_and_published(
             True,
         )
         await site.state("battery_mode", "backup")
-        await site.state("storage_reserve_soc", "30")
-        await site.state("battery_configured_reserve_soc", "30")  # the controller's: the entity's
+        await site.state("tariff_reserve_soc", "30")
+        await site.state("reserve_soc", "30")  # the controller's: the entity's
         await site.state("storage_charge_from_grid", "on")
         # the whole tariff document is PUT, once per setting, through the one-request gate
         assert site.writes() == [(TARIFF, 200)] * 3
         assert_polite(site.gateway)
+
+
+async def test_the_reserve_goes_by_its_new_name_and_for_one_release_by_its_old_one(
+    mosquitto_session: Mosquitto,
+    unique_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    executor._deprecated_said.clear()  # a fresh process, as far as the old name goes
+    caplog.set_level(logging.WARNING)
+    async with controlled(
+        BATTERY, mosquitto_session, unique_prefix, tmp_path, control_rate_limit=0
+    ) as site:
+        # the old name, on its topic and in the JSON form: answered under the name it was sent with
+        await site.send("set/battery_reserve_soc", "30")
+        assert answer((await site.answered(1))[0]) == ("ok", "battery_reserve_soc", 30, 30.0, None)
+        await site.send("set", json.dumps({"battery_reserve_soc": 35, "transaction": "j"}))
+        assert answer((await site.answered(2))[1]) == ("ok", "battery_reserve_soc", 35, 35.0, "j")
+        await site.send("set/reserve_soc", "40")
+        assert answer((await site.answered(3))[2]) == ("ok", "reserve_soc", 40, 40.0, None)
+        # the value under its new name and, until the next release, its old one
+        await site.state("reserve_soc", "40")
+        await site.state("battery_configured_reserve_soc", "40")
+        root = site.root
+        configs = {
+            topic: json.loads(payload)
+            for topic, payload in (
+                await collect(HOST, site.port, f"{unique_prefix}-ha/#", timeout=2.0)
+            ).items()
+            if payload
+        }
+    serial = site.gateway.serial
+    states = [c.get("state_topic") for c in configs.values() if "command_topic" not in c]
+    assert states.count(f"{root}/reserve_soc") == 1  # one entity per value
+    assert f"{root}/battery_configured_reserve_soc" not in states
+    (number,) = [c for c in configs.values() if c.get("command_topic", "").endswith("reserve_soc")]
+    assert (number["command_topic"], number["state_topic"], number["unique_id"]) == (
+        f"{root}/set/reserve_soc",
+        f"{root}/reserve_soc",
+        f"envoy2mqtt_{serial}_control_battery_reserve_soc",  # kept: its users' entity id
+    )
+    said = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    # once at start-up for the old topics, once for the old command name (sent twice)
+    assert [m for m in said if m.startswith("renamed topics (")] == [said[0]]
+    assert said[1:] == [
+        "the command name battery_reserve_soc is deprecated: use reserve_soc "
+        "(it will be removed in the next release)"
+    ]
 
 
 async def test_grid_relay_goes_off_grid_and_back(
@@ -381,6 +431,7 @@ async def test_battery_scope_offers_the_storage_controls_only(
         controls = sorted(
             re.sub(r".*/control_|/config", "", t) for t in configs if "/control_" in t
         )
+        # the reserve's entity keeps the config topic (and unique id) of its old name
         assert controls == ["battery_mode", "battery_reserve_soc", "charge_from_grid"]
         await site.send("set/grid_enabled", "off")
         (response,) = await site.answered(1)

@@ -49,7 +49,7 @@ async def test_invalid_values_are_answered_with_errors_and_nothing_is_sent(
             "battery_reserve_soc: 150 is out of range 0-100",
             'battery_reserve_soc: expected a number, got "abc"',
             'charge_from_grid: expected on or off, got "maybe"',
-            "unknown control 'battery_turbo' (controls here: battery_mode, battery_reserve_soc, "
+            "unknown control 'battery_turbo' (controls here: battery_mode, reserve_soc, "
             "charge_from_grid, grid_enabled, generator_mode)",
             'expected a JSON object, e.g. {"battery_mode": "backup"}',
         ]

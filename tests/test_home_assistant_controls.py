@@ -115,7 +115,7 @@ async def test_every_control_is_an_entity_home_assistant_accepts(
     found = {e["entity_id"] for s in settled.values() for e in s.entities}
     for gateway, component, path in (
         (battery, "select", "battery_mode"),
-        (battery, "number", "battery_reserve_soc"),
+        (battery, "number", "reserve_soc"),
         (battery, "switch", "charge_from_grid"),
         (battery, "switch", "grid_enabled"),
         (generator, "switch", "grid_enabled"),
@@ -142,10 +142,10 @@ async def test_the_storage_controls_change_the_gateway(
     await until(lambda: storage(battery)["mode"] == "backup", "the mode written")
     await state_of(site, control(battery, "select", "battery_mode"), "backup")
     await call(
-        site, "number/set_value", control(battery, "number", "battery_reserve_soc"), value=35
+        site, "number/set_value", control(battery, "number", "reserve_soc"), value=35
     )
     await until(lambda: storage(battery)["reserved_soc"] == 35, "the reserve written")
-    await state_of(site, control(battery, "number", "battery_reserve_soc"), "35")
+    await state_of(site, control(battery, "number", "reserve_soc"), "35")
     await call(site, "switch/turn_on", control(battery, "switch", "charge_from_grid"))
     await until(lambda: storage(battery)["charge_from_grid"] is True, "charge from grid on")
     await state_of(site, control(battery, "switch", "charge_from_grid"), "on")

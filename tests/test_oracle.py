@@ -190,8 +190,8 @@ def batteries(data: EnvoyData) -> Expected:
         out |= {"battery_soc": acb.state_of_charge, "battery_available_energy": acb.charge_wh}
     if enc is not None:
         out |= {
-            "battery_reserve_soc": enc.reserve_state_of_charge,
-            "battery_configured_reserve_soc": enc.configured_reserve_state_of_charge,
+            "backup_target_soc": enc.reserve_state_of_charge,
+            "reserve_soc": enc.configured_reserve_state_of_charge,
             "battery_reserve_energy": enc.backup_reserve,
         }
     if (storage := data.ctmeters.get("storage")) is not None:
@@ -203,8 +203,8 @@ def batteries(data: EnvoyData) -> Expected:
     if settings is not None:
         out |= {
             "battery_mode": settings.mode.value if settings.mode else None,
-            "storage_reserve_soc": settings.reserved_soc,
-            "storage_very_low_soc": settings.very_low_soc,
+            "tariff_reserve_soc": settings.reserved_soc,
+            "very_low_soc": settings.very_low_soc,
             "storage_charge_from_grid": on_off(settings.charge_from_grid),
         }
     if acb is not None:

@@ -43,7 +43,7 @@ def test_runway_is_the_energy_above_the_reserve_over_the_house_load() -> None:
     # gateway's own adjusted reserve says 100 % in backup mode), house load 8885 - 7084 W
     assert value(snap, "battery_available_energy") == 11_600
     assert value(snap, "battery_max_energy") == 25_000
-    assert value(snap, "storage_reserve_soc") == 20
+    assert value(snap, "tariff_reserve_soc") == 20
     assert value(snap, "house_load_power") == 1801
     assert value(snap, "backup_runway") == (11_600 - 25_000 * 20 // 100) * 60 // 1801 == 219
     metric = catalog.values(snap)["backup_runway"].entity.metric

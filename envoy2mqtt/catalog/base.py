@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
@@ -174,6 +174,12 @@ class Shape:
             smoothed=smoothed,
             code=code,
         )
+
+
+def renamed(metric: Metric[T], was: str) -> Metric[T]:
+    """`metric`, formerly `was`: its entity keeps `was`'s unique id, and `was`'s topic carries
+    the same value until the next release."""
+    return replace(metric, deprecated_names=(was,), unique_key=was)
 
 
 POWER_W: Final = Shape(

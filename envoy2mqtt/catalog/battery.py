@@ -22,6 +22,7 @@ from envoy2mqtt.catalog.base import (
     Shape,
     attribute,
     on_off,
+    renamed,
 )
 from envoy2mqtt.catalog.derived import (
     BATTERY_CHARGED,
@@ -182,18 +183,26 @@ BATTERY = Gated(
                 "Energy the batteries hold when full",
                 category=DIAGNOSTIC,
             ),
-            BATTERY_LEVEL(
-                "battery_reserve_soc",
-                "Battery reserve",
-                _encharge("reserve_state_of_charge"),
-                "State of charge kept for backup (as adjusted by the gateway)",
+            renamed(
+                PERCENT_SETTING(
+                    "reserve_soc",
+                    "Battery reserve",
+                    _encharge("configured_reserve_state_of_charge"),
+                    "The reserve the battery controller runs (secctrl's configured reserve; "
+                    "the `reserve_soc` control changes it). Until the next release also on "
+                    "`battery_configured_reserve_soc`",
+                ),
+                was="battery_configured_reserve_soc",
             ),
-            PERCENT_SETTING(
-                "battery_configured_reserve_soc",
-                "Battery configured reserve",
-                _encharge("configured_reserve_state_of_charge"),
-                "State of charge kept for backup (as configured)",
-                category=DIAGNOSTIC,
+            renamed(
+                BATTERY_LEVEL(
+                    "backup_target_soc",
+                    "Battery backup target",
+                    _encharge("reserve_state_of_charge"),
+                    "The level the gateway holds for backup now (the reserve as it adjusts it; "
+                    "100 in full backup). Until the next release also on `battery_reserve_soc`",
+                ),
+                was="battery_reserve_soc",
             ),
             STORED_ENERGY(
                 "battery_reserve_energy",
@@ -231,18 +240,28 @@ BATTERY = Gated(
                 in_context=True,
                 summary="run",
             ),
-            PERCENT_SETTING(
-                "storage_reserve_soc",
-                "Storage reserve setting",
-                _storage("reserved_soc"),
-                "Reserve in the storage settings",
+            renamed(
+                PERCENT_SETTING(
+                    "tariff_reserve_soc",
+                    "Tariff reserve setting",
+                    _storage("reserved_soc"),
+                    "The reserve in the tariff file's storage settings: a stale copy on "
+                    "firmware D8.3 (`reserve_soc` is the one the battery runs). Until the next "
+                    "release also on `storage_reserve_soc`",
+                    category=DIAGNOSTIC,
+                ),
+                was="storage_reserve_soc",
             ),
-            PERCENT_SETTING(
-                "storage_very_low_soc",
-                "Storage very low setting",
-                _storage("very_low_soc"),
-                "Very-low state of charge in the storage settings",
-                category=DIAGNOSTIC,
+            renamed(
+                PERCENT_SETTING(
+                    "very_low_soc",
+                    "Battery very low level",
+                    _storage("very_low_soc"),
+                    "The very-low (shutdown) state of charge, from the storage settings. Until "
+                    "the next release also on `storage_very_low_soc`",
+                    category=DIAGNOSTIC,
+                ),
+                was="storage_very_low_soc",
             ),
             FLAG(
                 "storage_charge_from_grid",

@@ -63,6 +63,12 @@ class Metric(Generic[T]):
     holds: str | None = None  # a battery state held by dwell and band over this power's path
     smoothed: str | None = None  # a runway over this load's average (core.steady.Runway)
     code: str | None = None  # a sibling metric's key holding the raw code (an HA attribute)
+    # keys it had before a rename: their topics carry the same value until the next release
+    # (not announced to Home Assistant: one entity per value)
+    deprecated_names: tuple[str, ...] = ()
+    # the key its Home Assistant unique id (and config topic) is made of, where not `key`: a
+    # renamed value's entity keeps its id, so users' entity ids and history stay
+    unique_key: str | None = None
 
     @property
     def is_counter(self) -> bool:
@@ -88,6 +94,22 @@ class Entity:
     path: str  # topic suffix below the gateway, e.g. "production_power" or "inverter/1/power"
     metric: Metric[object]
     device: Device | None = None
+
+    @property
+    def unique_path(self) -> str:
+        """The path its Home Assistant unique id and config topic are made of."""
+        return beside(self.path, self.metric.unique_key or self.metric.key)
+
+    @property
+    def deprecated_paths(self) -> tuple[str, ...]:
+        """The topic paths it was published under before a rename (until the next release)."""
+        return tuple(beside(self.path, old) for old in self.metric.deprecated_names)
+
+
+def beside(path: str, key: str) -> str:
+    """The path of `key` on the same device as `path` (`inverter/1/x` -> `inverter/1/key`)."""
+    parent = path.rpartition("/")[0]
+    return f"{parent}/{key}" if parent else key
 
 
 @dataclass(frozen=True, slots=True)

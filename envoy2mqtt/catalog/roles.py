@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from envoy2mqtt.catalog.metric import Entity
 from envoy2mqtt.core.events import Watch
+from envoy2mqtt.core.snapshot import Value
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class Roles:
     pacing: dict[str, tuple[float, float]] = field(default_factory=dict)  # (interval, jump)
     held: dict[str, str] = field(default_factory=dict)  # battery state path -> its power's path
     smoothed: dict[str, str] = field(default_factory=dict)  # runway path -> its load's path
+    # path -> the paths a renamed value is still published under (until the next release)
+    deprecated: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -62,12 +65,26 @@ class Roles:
             summary=tuple((e.metric.summary, e.path) for e in listed if e.metric.summary),
             held=_beside(listed, "holds"),
             smoothed=_beside(listed, "smoothed"),
+            deprecated={e.path: e.deprecated_paths for e in listed if e.deprecated_paths},
             pacing={
                 e.path: (limits[pace], power_jump if pace == "power" else 0.0)
                 for e in listed
                 if (pace := e.metric.pace) is not None and pace in limits and not e.metric.urgent
             },
         )
+
+    def with_deprecated(self, values: Mapping[str, Value]) -> dict[str, Value]:
+        """`values`, and each renamed one's value under its old paths too."""
+        out = dict(values)
+        for path, old in self.deprecated.items():
+            if path in values:
+                out.update(dict.fromkeys(old, values[path]))
+        return out
+
+    @property
+    def deprecated_paths(self) -> frozenset[str]:
+        """Every old path a renamed value is still published under."""
+        return frozenset(old for paths in self.deprecated.values() for old in paths)
 
 
 def _beside(entities: list[Entity], flag: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ range and type checks, the rate limit), and what the bridge says back on
 its own.
 
 A message is `<base>/<serial>/set` with a JSON object
-(`{"battery_mode": "backup", "battery_reserve_soc": 30, "transaction": "t1"}`), or
+(`{"battery_mode": "backup", "reserve_soc": 30, "transaction": "t1"}`), or
 `<base>/<serial>/set/<control>` with one plain value (`backup`, `30`, `on`, or JSON
 `{"value": 30, "transaction": "t1"}`); a device's controls live under its path
 (`<base>/<serial>/dry_contact/NC1/set`, `.../dry_contact/NC1/set/mode`).

@@ -16,7 +16,7 @@ from typing import Final
 
 from pyenphase.models.envoy import EnvoyData
 
-from envoy2mqtt.catalog.metric import device_id
+from envoy2mqtt.catalog.metric import beside, device_id
 from envoy2mqtt.control.commands import GRID, RELAY, Choice, Kind, Switch, Whole
 from envoy2mqtt.core.naming import sanitize
 from envoy2mqtt.core.snapshot import GENERATOR_MODES, STORAGE_MODES, Value
@@ -53,6 +53,11 @@ class Control:
     icon: str | None = None
     states: tuple[str, str] = ("on", "off")  # a switch's state payloads, on and off
     reassert: bool = False  # may be written again once after a revert (CONTROL_REASSERT)
+    # names it had before a rename: still taken (and answered under) until the next release
+    deprecated_names: tuple[str, ...] = ()
+    # the key its Home Assistant unique id (and config topic) is made of, where not `key`: a
+    # renamed control's entity keeps its id, so users' entity ids and history stay
+    unique_key: str | None = None
 
     @property
     def component(self) -> str:
@@ -74,6 +79,11 @@ class Offered:
     def actual(self, data: EnvoyData) -> Value | None:
         """Its value in a reading (None where the reading does not say)."""
         return self.control.actual(data, self.target)
+
+    @property
+    def unique_path(self) -> str:
+        """The path its Home Assistant unique id and config topic are made of."""
+        return beside(self.path, self.control.unique_key or self.control.key)
 
 
 def _storage(name: str) -> Callable[[EnvoyData, Target], Value | None]:
@@ -167,7 +177,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         reassert=True,
     ),
     Control(
-        key="battery_reserve_soc",
+        key="reserve_soc",
         name="Battery reserve",
         kind=Whole(0, 100),
         scope=Scope.BATTERY,
@@ -176,10 +186,12 @@ CONTROLS: Final[tuple[Control, ...]] = (
         actual=_storage("reserved_soc"),
         # the reserve the battery controller runs (secctrl), not the tariff's copy: on D8.3
         # the tariff keeps what was written locally, and a cloud write never shows there
-        state=_at("battery_configured_reserve_soc"),
+        state=_at("reserve_soc"),
         targets=STORAGE,
         icon="mdi:battery-lock",
         reassert=True,
+        deprecated_names=("battery_reserve_soc",),
+        unique_key="battery_reserve_soc",
     ),
     Control(
         key="charge_from_grid",
@@ -268,6 +280,17 @@ def command_path(control: Control, target: Target) -> str:
     if control.device is None:
         return control.key
     return f"{control.device}/{sanitize(target or '')}/{control.key}"
+
+
+def current_name(path: str, controls: Iterable[Control] = CONTROLS) -> str | None:
+    """The command path a deprecated one now goes by (`battery_reserve_soc` ->
+    `reserve_soc`); None when `path` is no deprecated name."""
+    parts = path.split("/")
+    device = parts[0] if len(parts) == 3 else None
+    for control in controls:
+        if control.device == device and parts[-1] in control.deprecated_names:
+            return beside(path, control.key)
+    return None
 
 
 def why_not(path: str, scope: Scope, refused: Collection[str] = ()) -> str:

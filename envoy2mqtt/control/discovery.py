@@ -44,7 +44,8 @@ def control_payload(
     object_part = object_id(serial, offered.path)
     payload: Json = {
         "name": control.name,
-        "unique_id": unique_id(serial, f"control/{offered.path}"),
+        # a renamed control's entity keeps the unique id of its old name
+        "unique_id": unique_id(serial, f"control/{offered.unique_path}"),
         "object_id": object_part,
         "default_entity_id": f"{control.component}.{object_part}",
         "command_topic": command_topic(topics, serial, offered),
@@ -86,7 +87,7 @@ def control_configs(
         if entity is None:
             continue  # nothing shows its state yet
         topic = topics.entity_config(
-            control.control.component, info.serial, f"control/{control.path}"
+            control.control.component, info.serial, f"control/{control.unique_path}"
         )
         out.append(DiscoveryMessage(topic, control_payload(topics, info, control, entity, name)))
     return out

@@ -38,7 +38,14 @@ from envoy2mqtt.control.commands import (
     reverted,
     same_value,
 )
-from envoy2mqtt.control.controls import Offered, Scope, conflicts, offered, why_not
+from envoy2mqtt.control.controls import (
+    Offered,
+    Scope,
+    conflicts,
+    current_name,
+    offered,
+    why_not,
+)
 from envoy2mqtt.control.discovery import control_configs, response_topic
 from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.snapshot import Value
@@ -104,11 +111,17 @@ class Command:
     source: str  # the topic it came on
     transaction: Transaction = None
     reassert: bool = False
+    named: str | None = None  # the deprecated name it was sent under: answered under it
 
     @property
     def path(self) -> str:
         """The control's command path."""
         return self.offered.path
+
+    @property
+    def answered_as(self) -> str:
+        """The name its answers give: the one it was sent with."""
+        return self.named or self.path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +134,7 @@ class Watched:
     until: float
     transaction: Transaction = None
     reasserted: bool = False  # written once more after a revert already
+    named: str | None = None  # the deprecated name the command was sent under
 
 
 @dataclass(slots=True)
@@ -169,6 +183,23 @@ class Watches:
 
 
 log = logging.getLogger(__name__)
+_deprecated_said: set[str] = set()  # deprecated names already logged: one line per process
+
+
+def current_path(path: str) -> str:
+    """The command path `path` goes by now: a deprecated name is taken (logged once per
+    process) until the next release removes it."""
+    current = current_name(path)
+    if current is None:
+        return path
+    if path not in _deprecated_said:
+        _deprecated_said.add(path)
+        log.warning(
+            "the command name %s is deprecated: use %s (it will be removed in the next release)",
+            path,
+            current,
+        )
+    return current
 
 
 async def write(
@@ -267,7 +298,7 @@ class Answers:
         """The response to one command."""
         self.answer(
             status,
-            command.path,
+            command.answered_as,
             command.transaction,
             command.value,
             actual=actual,
@@ -313,7 +344,8 @@ class Answers:
             "%s: %s went back from %s to %s", serial, watched.path, watched.requested, value
         )
         at = datetime.now(UTC)
-        event = reverted(watched.path, watched.requested, value, at, watched.transaction)
+        named = watched.named or watched.path
+        event = reverted(named, watched.requested, value, at, watched.transaction)
         self.link.publish_event(self.topics.event(serial), event.to_json(serial))
 
 
@@ -416,7 +448,7 @@ class Controller:
             wait = self._limits.wait(command.path, now)
             if wait:
                 limited = (
-                    f"rate limited: one write of {command.path} per "
+                    f"rate limited: one write of {command.answered_as} per "
                     f"{self.options.rate_limit:g} s; try again in {wait:.0f} s"
                 )
                 self.answers.respond(command, Status.ERROR, message=limited)
@@ -442,21 +474,26 @@ class Controller:
     ) -> tuple[list[Command], list[tuple[str, object, str]]]:
         commands: list[Command] = []
         errors: list[tuple[str, object, str]] = []
-        for path, raw in items:
+        for sent, raw in items:
+            path = current_path(sent)
             found = self.offered.get(path)
             if found is None:
-                errors.append((path, raw, why_not(path, self.options.scope, self.refused)))
+                errors.append((sent, raw, why_not(path, self.options.scope, self.refused)))
                 continue
             try:
                 value = found.control.kind.parse(raw)
             except Invalid as err:
-                errors.append((path, raw, f"{found.control.key}: {err}"))
+                errors.append((sent, raw, f"{sent.rpartition('/')[2]}: {err}"))
                 continue
+            named = sent if sent != path else None
             commands.append(
-                Command(offered=found, value=value, source=topic, transaction=transaction)
+                Command(
+                    offered=found, value=value, source=topic, transaction=transaction, named=named
+                )
             )
         given = {c.path: (c.offered, c.value) for c in commands}
-        errors += [(path, given[path][1], why) for path, why in conflicts(given, data)]
+        sent_as = {c.path: c.answered_as for c in commands}
+        errors += [(sent_as[path], given[path][1], why) for path, why in conflicts(given, data)]
         return commands, errors
 
     # -- carrying them out ----------------------------------------------------------------
@@ -684,6 +721,7 @@ class Controller:
                     until=now + self.options.watch,
                     transaction=command.transaction,
                     reasserted=command.reassert,
+                    named=command.named,
                 )
             )
         return True
@@ -825,6 +863,7 @@ class Controller:
                 source="reassert",
                 transaction=watched.transaction,
                 reassert=True,
+                named=watched.named,
             )
             self._queue.put_nowait((again,))
 

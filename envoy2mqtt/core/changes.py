@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from envoy2mqtt.core.snapshot import Value
@@ -58,7 +58,7 @@ class ChangeDetector:
                 self._last[key] = _Published(value, now)
         return out
 
-    def vanished(self, present: Mapping[str, object]) -> list[str]:
+    def vanished(self, present: Collection[str]) -> list[str]:
         """Forget and return the keys that were published before but are gone now."""
         gone = [key for key in self._last if key not in present]
         for key in gone:

@@ -143,7 +143,8 @@ def entity_payload(
     object_part = object_id(serial, entity.path)
     payload: Json = {
         "name": metric.name,
-        "unique_id": unique_id(serial, entity.path),
+        # a renamed value's entity keeps the unique id of its old name (its entity id, history)
+        "unique_id": unique_id(serial, entity.unique_path),
         "object_id": object_part,
         "default_entity_id": f"{metric.component}.{object_part}",
         "state_topic": topics.state(serial, entity.path),
@@ -193,7 +194,7 @@ def entity_configs(
         payload = entity_payload(topics, info, entity, oldest=oldest)
         if entity.device is None and name:
             payload["device"] = device_json(info, None, name, oldest)
-        topic = topics.entity_config(entity.metric.component, info.serial, entity.path)
+        topic = topics.entity_config(entity.metric.component, info.serial, entity.unique_path)
         out.append(DiscoveryMessage(topic, payload))
     return out
 
@@ -215,7 +216,7 @@ def device_configs(
         _, components = groups.setdefault(key, (entity.device, {}))
         component = entity_payload(topics, info, entity, with_device=False, oldest=oldest)
         component["platform"] = entity.metric.component
-        components[unique_id(info.serial, entity.path)] = component
+        components[unique_id(info.serial, entity.unique_path)] = component
     out = []
     for device_id, (device, components) in groups.items():
         payload: Json = {

@@ -163,7 +163,7 @@ class GatewayPublisher:
             zone=zone_named(self.info.timezone),
         )
         events = self.events.detect(values, snapshot.taken_at)
-        return Settled(values, tuple(events), announced)
+        return Settled(self.roles.with_deprecated(values), tuple(events), announced)
 
     def send(self, settled: Settled) -> int:
         """Queue a settled snapshot's events, changed states and summary; how many."""
@@ -197,7 +197,8 @@ class GatewayPublisher:
         opts = self.options
         self.roles = Roles.of(current.values(), opts.state_intervals, opts.state_power_jump)
         self.events.watch = self.roles.watch
-        self.changes.vanished(current)  # one that comes back is published at once
+        # one that comes back is published at once (an old name stays while its value does)
+        self.changes.vanished({*current, *self.roles.deprecated_paths})
         self.announcer.follow(current)
         return self.announcer.announce(self.info) if self.options.ha_discovery else 0
 

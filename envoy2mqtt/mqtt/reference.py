@@ -80,6 +80,29 @@ def _row(prefix: str, metric: Metric[object]) -> str | None:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def renamed_topics() -> list[tuple[str, str]]:
+    """(old topic, new topic) of every renamed value: the old one is published until the
+    next release, with the same value."""
+    return [
+        (f"{prefix}{old}", f"{prefix}{metric.key}")
+        for _title, prefix, metrics in _sections()
+        for metric in metrics
+        for old in metric.deprecated_names
+    ]
+
+
+def deprecation_notice() -> str | None:
+    """The start-up line saying which old topic names are still published; None: none are."""
+    renamed = renamed_topics()
+    if not renamed:
+        return None
+    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed)
+    return (
+        f"renamed topics ({pairs}): the old names are deprecated, published with the same "
+        "values for this release only (they will be removed in the next release)"
+    )
+
+
 def topic_reference() -> str:
     """Every topic the catalog can publish, as Markdown: pattern, unit, HA entity, meaning."""
     lines = [HEADER]
@@ -87,4 +110,9 @@ def topic_reference() -> str:
         lines += ["", f"### {title}", "", "| Topic | Unit | Home Assistant | Meaning |"]
         lines.append("|---|---|---|---|")
         lines += [row for metric in metrics if (row := _row(prefix, metric)) is not None]
+    renamed = renamed_topics()
+    if renamed:
+        lines += ["", "### Renamed (the old names are published until the next release)", ""]
+        lines += ["| Old topic (deprecated) | Use instead |", "|---|---|"]
+        lines += [f"| `{old}` | `{new}` |" for old, new in renamed]
     return "\n".join(lines) + "\n"
