@@ -141,9 +141,7 @@ async def test_the_storage_controls_change_the_gateway(
     )
     await until(lambda: storage(battery)["mode"] == "backup", "the mode written")
     await state_of(site, control(battery, "select", "battery_mode"), "backup")
-    await call(
-        site, "number/set_value", control(battery, "number", "reserve_soc"), value=35
-    )
+    await call(site, "number/set_value", control(battery, "number", "reserve_soc"), value=35)
     await until(lambda: storage(battery)["reserved_soc"] == 35, "the reserve written")
     await state_of(site, control(battery, "number", "reserve_soc"), "35")
     await call(site, "switch/turn_on", control(battery, "switch", "charge_from_grid"))
