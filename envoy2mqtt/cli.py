@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(message)
             return 0 if ok else 1
         if command == "token":
-            from envoy2mqtt.auth.command import token_command
+            from envoy2mqtt.token_command import token_command
 
             return asyncio.run(token_command(settings, show=args.show, renew=args.renew))
         if command == "demo":

@@ -21,7 +21,6 @@ from pydantic import SecretStr
 
 from envoy2mqtt import catalog
 from envoy2mqtt.app import App
-from envoy2mqtt.auth.command import token_command
 from envoy2mqtt.auth.enlighten import Enlighten
 from envoy2mqtt.auth.errors import (
     CloudUnreachable,
@@ -37,6 +36,7 @@ from envoy2mqtt.catalog.auth import AUTH
 from envoy2mqtt.core.backoff import Backoff
 from envoy2mqtt.settings import Settings
 from envoy2mqtt.sim import Fault, SimulatedEnlighten, SimulatedGateway, make_token
+from envoy2mqtt.token_command import token_command
 from tests.broker import Mosquitto, Recorder
 from tests.harness import bridge_settings, running
 

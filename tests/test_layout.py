@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, set[str] | None] = {
     "statefile": set(),
 }
 # entry points inside a stage that drive another stage (imported lazily, at run time)
-ENTRY_POINTS: dict[str, set[str]] = {"auth/command.py": {"gateway"}}  # `envoy2mqtt token`
+ENTRY_POINTS: dict[str, set[str]] = {}
 # foreign packages a stage must not import
 MUST_NOT_IMPORT: dict[str, set[str]] = {
     "core": {"aiohttp", "aiomqtt", "paho"},
