@@ -178,6 +178,12 @@ async def read_ensemble(envoy: Envoy, device: DeviceField) -> str | None:
     return ensemble_state(await fetch_json(envoy, URL_ENSEMBLE_INVENTORY), device)
 
 
+async def read_grid_devices(envoy: Envoy) -> tuple[str | None, str | None]:
+    """The System Controller's and the collar's grid fields from one /ivp/ensemble/inventory."""
+    inventory = await fetch_json(envoy, URL_ENSEMBLE_INVENTORY)
+    return ensemble_state(inventory, ENPOWER), ensemble_state(inventory, COLLAR)
+
+
 async def read_meters(envoy: Envoy, status: Mapping[object, CtMeterData]) -> Meters:
     """Fresh CT readings of the enabled CTs in `status` (from `meter_status`)."""
     readings = await fetch_json(envoy, ENDPOINT_URL_METERS_READINGS)

@@ -332,14 +332,13 @@ class GatewayClient:
             if state is not None:
                 return "relay", state
             self._relay = False
-        try:
-            state = await adapter.read_ensemble(self.envoy, adapter.ENPOWER)
-            if state is not None:
-                return "relay", state
-            state = await adapter.read_ensemble(self.envoy, adapter.COLLAR)
+        try:  # one inventory read for both devices
+            enpower, collar = await adapter.read_grid_devices(self.envoy)
         except EndpointMissing:
             return None
-        return ("collar", state) if state is not None else None
+        if enpower is not None:
+            return "relay", enpower
+        return ("collar", collar) if collar is not None else None
 
     async def read_collar(self) -> str | None:
         """The IQ Meter Collar's `grid_state`, where there is one."""

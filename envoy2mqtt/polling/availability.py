@@ -27,16 +27,21 @@ class Availability:
     _reauthed: bool = False
 
     def mark(
-        self, *, ok: bool, err: Exception | None = None, force: bool = False, page: bool = False
+        self,
+        *,
+        ok: bool,
+        err: Exception | None = None,
+        force: bool = False,
+        tolerated: bool = False,
     ) -> None:
         """Note one read: good, or failed (offline after a few in a row, or at once: force).
 
-        `page`: a failure that costs only its own values (logged), not the gateway's
+        `tolerated`: a failure that costs only its own values (logged), not the gateway's
         availability: a slow page while a fast lane watches the gateway, or any read in the
         gateway's nightly housekeeping window.
         """
         publisher = self.publisher
-        if page and not ok:
+        if tolerated and not ok:
             log.warning("gateway %s: %s (its values stay as they were)", self.host, err)
             return
         if ok:

@@ -219,7 +219,7 @@ class Lanes:
             # a slow page while a fast lane watches, or any read in the gateway's nightly
             # housekeeping (requests hang 1-2 min there): not a reason to call it offline
             tolerated = (lane in PAGE_LANES and self._watched) or self._quiet()
-            self.health.mark(ok=False, err=err, page=tolerated)
+            self.health.mark(ok=False, err=err, tolerated=tolerated)
         except Exception:
             log.exception(
                 "gateway %s: unexpected error in envoy2mqtt (please report)", self.info.serial
