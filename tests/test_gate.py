@@ -3,7 +3,7 @@
 import asyncio
 from datetime import time
 
-from envoy2mqtt.gateway.gate import Gate, Lane
+from envoy2mqtt.gateway.gate import EndpointClass, Gate, Lane
 from envoy2mqtt.gateway.pace import Pace, in_window
 
 
@@ -80,3 +80,39 @@ def test_quiet_window_including_midnight() -> None:
     assert in_window(time(0, 30), time(23, 50), time(1, 0))
     assert not in_window(time(12, 0), time(23, 50), time(1, 0))
     assert not in_window(time(23, 0), None, None)
+
+
+async def test_a_reserved_turn_is_kept_clear_of_other_reads() -> None:
+    """A battery read that would still be running at the grid watch's reserved turn waits
+    until the watch's read has gone out; one that fits before it goes at once."""
+    gate = Gate()
+    for _ in range(20):
+        gate.answered(0.1, EndpointClass.FAST)  # answers of late: 0.1 s
+    order: list[str] = []
+
+    async def read(name: str, lane: Lane, took: float = 0.1) -> None:
+        async with gate.slot(lane):
+            order.append(name)
+            await asyncio.sleep(took)
+
+    gate.reserve(0.5)
+    await read("battery-fits", Lane.BATTERY)  # 0.1 s + margin before the turn in 0.4 s
+    assert gate.fits()
+    await asyncio.sleep(0.3)  # 0.1 s to the turn: a 0.1 s read would be cutting it close
+    assert not gate.fits()
+    held = asyncio.create_task(read("battery-held", Lane.BATTERY))
+    await asyncio.sleep(0.15)
+    assert order == ["battery-fits"]  # held back, though the slot is free
+    await read("relay", Lane.FAST)  # the watch's turn: straight in
+    gate.reserve(1.0)  # its next turn, a second away: the gap is open
+    await held
+    assert order == ["battery-fits", "relay", "battery-held"]
+
+
+async def test_a_reservation_the_watch_does_not_keep_lapses() -> None:
+    gate = Gate()
+    gate.reserve(0.1)
+    async with asyncio.timeout(1.0):  # the first guess (0.5 s) does not fit: wait, then go
+        async with gate.slot(Lane.NORMAL):
+            pass
+    assert gate.fits()

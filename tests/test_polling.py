@@ -23,7 +23,7 @@ from tests.harness import assert_polite, bridge_settings, running
 BATTERY_CAPTURE = "8.2.4286_with_3cts_and_battery_split"
 READINGS = "/ivp/meters/readings"  # read by the fast lane only (the normal lane runs rarely here)
 BATTERY_PATHS = {"/ivp/ensemble/secctrl", "/ivp/ensemble/power"}
-FAST_PATHS = {"/ivp/ensemble/relay", "/ivp/ensemble/inventory", READINGS}
+RELAY = "/ivp/ensemble/relay"
 MAX_FACTOR = 8.0
 
 
@@ -165,8 +165,10 @@ async def test_quiet_window_runs_only_the_fast_lane_slowed(
     # a lane that was already asleep when the window began may finish its sleep first
     settled = entered + 1.1
     quiet = [r for r in gateway.stats.log if settled < r.start < left]
-    assert {r.path for r in quiet} <= FAST_PATHS, {r.path for r in quiet}
-    fast = starts(gateway, {READINGS}, settled)
+    # only the grid watch: a CT read hanging in the gateway's housekeeping would hold the
+    # relay's one fast slot for as long
+    assert {r.path for r in quiet} <= {RELAY, "/ivp/ensemble/inventory"}, {r.path for r in quiet}
+    fast = starts(gateway, {RELAY}, settled)
     fast = [t for t in fast if t < left]
     assert 2 <= len(fast) <= 5, fast  # about one a second, not five
     assert min(b - a for a, b in itertools.pairwise(fast)) >= 0.9

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import time as clock_time
 
-from envoy2mqtt.gateway.gate import EndpointClass, Lane
+from envoy2mqtt.gateway.gate import FAST_LANES, EndpointClass, Lane
 
 
 def _step(factor: float, duration: float, *, ok: bool, slow_after: float, cap: float) -> float:
@@ -60,14 +60,14 @@ class Pace:
 
     def failed(self, lane: Lane) -> None:
         """A read of `lane` failed: the fast lanes count against the fast class."""
-        if lane in (Lane.FAST, Lane.BATTERY):
+        if lane in FAST_LANES:
             self.observe(0.0, ok=False)
         else:
             self.observe_page(0.0, ok=False)
 
     def interval(self, base: float, lane: Lane = Lane.FAST) -> float:
         """The interval to wait now for `lane`, whose normal interval is `base`."""
-        if lane in (Lane.FAST, Lane.BATTERY):
+        if lane in FAST_LANES:
             return base * self.factor
         return base * max(self.factor, self.page_factor)
 

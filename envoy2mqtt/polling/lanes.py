@@ -45,8 +45,9 @@ PAGE_LANES: Final = (Lane.NORMAL, Lane.SLOW)  # the lanes that read the slow pag
 class Lanes:
     """Reads one gateway at tiered cadences and publishes after every good read.
 
-    fast (grid relay, CTs), battery, normal (everything pyenphase reads but inverters) and
-    slow (inverters): each lane its own task, all sharing the gateway's one-request gate.
+    fast (the grid watch: relay or collar), meters (CTs), battery, normal (everything pyenphase
+    reads but inverters) and slow (inverters): each lane its own task, all sharing the
+    gateway's gate (one request per endpoint class, the grid watch's next read kept clear).
     """
 
     def __init__(
@@ -101,8 +102,10 @@ class Lanes:
             lanes.create_task(
                 self._lane(Lane.SLOW, cadence.inverters, self.read_inverters, first=0.0)
             )
-            if self.data.enpower is not None or self.data.collar is not None or self._has_cts():
+            if self.data.enpower is not None or self.data.collar is not None:
                 lanes.create_task(self._fast_lane())
+            if self._has_cts():
+                lanes.create_task(self._meters_lane())
             if self.data.encharge_aggregate is not None:
                 lanes.create_task(self._lane(Lane.BATTERY, cadence.battery, self.read_battery))
             if self.tokens is not None:
@@ -172,22 +175,28 @@ class Lanes:
                 return
             if read_ok:
                 await self._confirm_grid(self.read_early_grid)
-            await self._wait(Lane.FAST, self.cadence.fast, since=began)
+            await self._wait(Lane.FAST, self.cadence.fast, since=began, reserve=True)
 
     async def _fast_lane(self) -> None:
-        """The grid first, published the moment it is read (and confirmed at once when it
-        changed), then the CTs: a CT read never stands between an outage and its event."""
+        """The grid watch: the relay (or collar) at a fixed rate, published the moment it is
+        read and confirmed at once when it changed. Its next read is reserved at the gate, so
+        no CT, battery or page read stands between an outage and its event."""
         current_lane.set(Lane.FAST)
-        await self._wait(Lane.FAST, self.cadence.fast)
+        await self._wait(Lane.FAST, self.cadence.fast, reserve=True)
         while True:
             began = self.clock.monotonic()
-            if (
-                self.data.enpower is not None or self.data.collar is not None
-            ) and await self._cycle(self.read_grid):
+            if await self._cycle(self.read_grid):
                 await self._confirm_grid()
-            if self._has_cts():
-                await self._cycle(self.read_meters)
-            await self._wait(Lane.FAST, self.cadence.fast, since=began)
+            await self._wait(Lane.FAST, self.cadence.fast, since=began, reserve=True)
+
+    async def _meters_lane(self) -> None:
+        """The CTs at the fast cadence, in the gaps the grid watch leaves."""
+        current_lane.set(Lane.METERS)
+        await self._wait(Lane.METERS, self.cadence.fast)
+        while True:
+            began = self.clock.monotonic()
+            await self._cycle(self.read_meters)
+            await self._wait(Lane.METERS, self.cadence.fast, since=began)
 
     def _has_cts(self) -> bool:
         return any(meter is not None for meter in self.data.ctmeters.values())
@@ -240,20 +249,27 @@ class Lanes:
         for _ in range(self.publisher.options.grid_debounce - 1):
             if not self.publisher.grid_unconfirmed:
                 return
-            await self.clock.sleep(self.pace.interval(self.cadence.grid_confirm))
+            pause = self.pace.interval(self.cadence.grid_confirm)
+            self.client.gate.reserve(pause)
+            await self.clock.sleep(pause)
             if not await self._cycle(read or self.read_grid):
                 return
 
-    async def _wait(self, lane: Lane, base: float, since: float | None = None) -> None:
+    async def _wait(
+        self, lane: Lane, base: float, since: float | None = None, *, reserve: bool = False
+    ) -> None:
         """Sleep one interval; every lane but the fast one also sits out the quiet window.
 
         `since`: when the cycle began (monotonic): the interval runs from there, so the grid is
         read every interval however long its reads took (never less than a fifth of it: a
-        slow gateway gets a pause between cycles all the same).
+        slow gateway gets a pause between cycles all the same). `reserve`: the grid watch
+        reserves its next read at the gate.
         """
         interval = self._interval(lane, base)
         if since is not None:
             interval = max(interval - (self.clock.monotonic() - since), interval / 5)
+        if reserve:
+            self.client.gate.reserve(interval)
         await self.clock.sleep(interval)
         while lane != Lane.FAST and self._quiet():
             await self.clock.sleep(self.cadence.quiet_fast)
