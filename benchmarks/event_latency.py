@@ -261,6 +261,8 @@ def collect(
         row: dict[str, object] = {"kind": change.kind, "change_ms": ms(arrived - change.at)}
         samples[LABELS[change.kind]].append(arrived - change.at)
         reads = grid_reads(log, change.at) if change.kind == "grid" else []
+        if change.kind == "grid":
+            row |= catching_read(log, change.at, arrived)
         if reads and reads[0].end <= arrived:
             first = reads[0].end
             samples[FIRST_READ].append(arrived - first)
@@ -276,6 +278,19 @@ def collect(
         took for done, took in processed if any(raised(body, done, took) for _, body in events)
     ]
     samples[EVERY_PUBLISH] = [took for _, took in processed]
+
+
+def catching_read(log: Sequence[RequestRecord], flipped: float, arrived: float) -> dict[str, float]:
+    """The relay read whose answer raised the event (the last to end before it arrived): how
+    long after the flip it began (negative: before, its answer came after) and how long the
+    gateway took to answer it. The rest of a flip's time is the bridge's."""
+    ended = [r for r in log if r.path == RELAY and r.status and r.end <= arrived]
+    if not ended:
+        return {}
+    read = max(ended, key=lambda r: r.end)
+    if read.end < flipped:
+        return {}
+    return {"relay_wait_ms": ms(read.start - flipped), "relay_answer_ms": ms(read.end - read.start)}
 
 
 def raised(body: dict[str, object], done: float, took: float) -> bool:
@@ -343,6 +358,7 @@ def write(run: Run, rows: list[list[object]]) -> None:
     with (out / f"event_latency{suffix}.csv").open("w", newline="", encoding="utf-8") as file:
         csv.writer(file).writerows(rows)
     fields = ["kind", "change_ms", "first_read_ms", "confirm_read_ms"]
+    fields += ["relay_wait_ms", "relay_answer_ms"]
     samples = out / f"event_latency{suffix}_samples.csv"
     with samples.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=fields)
