@@ -1,6 +1,10 @@
 """Change detection, counter integrity and debouncing: pure functions, plain tests."""
 
-from envoy2mqtt.core.changes import ChangeDetector, CounterGuard, Debouncer
+import logging
+
+import pytest
+
+from envoy2mqtt.core.changes import ChangeDetector, CounterGuard, Debouncer, Hold
 
 
 def test_unchanged_value_is_not_republished() -> None:
@@ -130,3 +134,57 @@ def test_a_held_change_that_reverts_is_not_published() -> None:
     changes.diff({"power": 1000}, 0.0, None, pacing)
     assert changes.diff({"power": 1200}, 5.0, None, pacing) == {}
     assert changes.diff({"power": 1000}, 20.0, None, pacing) == {}
+
+
+CONTACT = "dry_contact/NC1/status"
+
+
+def publish(changes: ChangeDetector, hold: Hold, values: dict[str, str], now: float) -> object:
+    """What a publisher sends: the held values, diffed."""
+    return changes.diff(hold.apply(values, changes.last), now)
+
+
+def test_a_held_change_that_goes_back_is_never_published(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    changes, hold = ChangeDetector(), Hold("122")
+    assert publish(changes, hold, {CONTACT: "closed"}, 0) == {CONTACT: "closed"}
+    hold.hold([CONTACT])
+    with caplog.at_level(logging.INFO):
+        assert publish(changes, hold, {CONTACT: "open"}, 1) == {}
+        assert publish(changes, hold, {CONTACT: "open"}, 2) == {}
+        assert publish(changes, hold, {CONTACT: "closed"}, 3) == {}
+        hold.hold([])
+        assert publish(changes, hold, {CONTACT: "closed"}, 4) == {}
+    assert [r.message for r in caplog.records if r.levelno == logging.INFO] == [
+        "122: dry_contact/NC1/status read open, back to closed while held: dropped"
+    ]
+
+
+def test_a_held_change_still_read_when_its_hold_ends_is_published(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    changes, hold = ChangeDetector(), Hold("122")
+    publish(changes, hold, {CONTACT: "closed", "other": "a"}, 0)
+    hold.hold([CONTACT])
+    with caplog.at_level(logging.INFO):
+        assert publish(changes, hold, {CONTACT: "open", "other": "b"}, 1) == {"other": "b"}
+        hold.hold(())
+        assert publish(changes, hold, {CONTACT: "open", "other": "b"}, 2) == {CONTACT: "open"}
+        assert publish(changes, hold, {CONTACT: "open", "other": "b"}, 3) == {}
+    assert [r.message for r in caplog.records if r.levelno == logging.INFO] == [
+        "122: dry_contact/NC1/status closed -> open, still read after its hold: published"
+    ]
+
+
+def test_a_held_value_never_published_is_published_as_read() -> None:
+    changes, hold = ChangeDetector(), Hold()
+    hold.hold([CONTACT])
+    assert publish(changes, hold, {CONTACT: "open"}, 0) == {CONTACT: "open"}  # nothing to keep
+
+
+def test_a_held_value_is_refreshed_at_the_heartbeat_as_it_was_published() -> None:
+    changes, hold = ChangeDetector(heartbeat=300), Hold()
+    publish(changes, hold, {CONTACT: "closed"}, 0)
+    hold.hold([CONTACT])
+    assert publish(changes, hold, {CONTACT: "open"}, 300) == {CONTACT: "closed"}

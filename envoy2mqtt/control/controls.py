@@ -162,6 +162,19 @@ def _contact_setting(key: str, name: str, kind: Kind, field: str | None = None) 
 
 
 STORAGE: Final = _once(lambda can: can.storage)
+CONTACT_STATUS: Final = Control(
+    key="status",
+    name="Relay closed",
+    kind=RELAY,
+    scope=Scope.ALL,
+    write="dry_contact",
+    field="closed",
+    actual=contact_setting("status", status=True),
+    state=_contact_state("status"),
+    targets=lambda can: sorted(can.contact_status),
+    device="dry_contact",
+    states=("closed", "open"),
+)
 CONTROLS: Final[tuple[Control, ...]] = (
     Control(
         key="battery_mode",
@@ -232,19 +245,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         targets=_once(lambda can: can.generator),
         icon="mdi:engine",
     ),
-    Control(
-        key="status",
-        name="Relay closed",
-        kind=RELAY,
-        scope=Scope.ALL,
-        write="dry_contact",
-        field="closed",
-        actual=contact_setting("status", status=True),
-        state=_contact_state("status"),
-        targets=lambda can: sorted(can.contact_status),
-        device="dry_contact",
-        states=("closed", "open"),
-    ),
+    CONTACT_STATUS,
     _contact_setting("mode", "Mode", Choice(("manual", "soc"))),
     _contact_setting("grid_action", "On-grid action", Choice(ACTIONS)),
     _contact_setting("micro_grid_action", "Off-grid action", Choice(ACTIONS)),
@@ -252,6 +253,16 @@ CONTROLS: Final[tuple[Control, ...]] = (
     _contact_setting("soc_low", "Low threshold", Whole(0, 100)),
     _contact_setting("soc_high", "High threshold", Whole(0, 100)),
 )
+
+
+def contact_statuses(data: EnvoyData) -> dict[str, tuple[str, Value | None]]:
+    """Each dry contact's id -> its status's state path and its status in `data`."""
+    out: dict[str, tuple[str, Value | None]] = {}
+    for target in data.dry_contact_status or {}:
+        state = CONTACT_STATUS.state(data, target)
+        if state is not None:
+            out[target] = (state, CONTACT_STATUS.actual(data, target))
+    return out
 
 
 def offered(

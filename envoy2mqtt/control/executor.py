@@ -39,9 +39,11 @@ from envoy2mqtt.control.commands import (
     same_value,
 )
 from envoy2mqtt.control.controls import (
+    CONTACT_STATUS,
     Offered,
     Scope,
     conflicts,
+    contact_statuses,
     current_name,
     offered,
     why_not,
@@ -409,6 +411,7 @@ class Controller:
         )  # None: auto, still learning
         self.awaited: dict[str, Awaited] = {}
         self._phantoms_until = 0.0  # dry contacts may read `open` falsely until then
+        self._commanded: dict[str, Value] = {}  # dry contact id -> the status written meanwhile
         self._publish_soon = asyncio.Event()  # a setting changed: a full read, published
         self.offered: dict[str, Offered] = {}
         self.refused: set[str] = set()  # the gateway answered 401/403: withdrawn
@@ -636,6 +639,9 @@ class Controller:
             return
         if any(c.offered.control.key != "status" for c in commands):
             self._settings_written(session)  # a dry contact's settings, the generator mode
+        for command in commands:
+            if command.offered.control is CONTACT_STATUS and command.offered.target:
+                self._commanded[command.offered.target] = command.value  # a real move
         grid = commands[0].offered.control.write == "grid"
         if grid:
             self._publish_soon.set()  # the commanded state, published soon
@@ -660,7 +666,8 @@ class Controller:
 
     def _settings_written(self, session: Session) -> None:
         """[field] after any settings POST the gateway reports every NC contact `open` for
-        5-90 s although no relay moved: a contact's change then is held, not a revert."""
+        5-90 s although no relay moved: a contact's change then is held, neither a revert nor
+        published (`_hold_phantoms`)."""
         until = session.clock.monotonic() + self.options.phantom
         self._phantoms_until = max(self._phantoms_until, until)
 
@@ -834,6 +841,7 @@ class Controller:
         values gone back since the write (battery settings: from the live values instead)."""
         self.answers.serial = session.publisher.info.serial
         self._offer(session)
+        self._hold_phantoms(session)
         data, now, read = session.data, session.clock.monotonic(), session.normal_started
         for awaited in [a for a in self.awaited.values() if not a.battery]:
             self._settled(awaited, _device_value(awaited.command, data), session)
@@ -850,6 +858,21 @@ class Controller:
 
         for watched, value in self.watches.check(actual, session.normal_started, now):
             self._reverted(watched, value)
+
+    def _hold_phantoms(self, session: Session) -> None:
+        """A dry contact's status read in a reading begun inside the phantom window keeps its
+        published value (the publisher holds it) until a reading begun after the window shows
+        it; a status this bridge wrote meanwhile is a real move, shown at once."""
+        if session.normal_started >= self._phantoms_until:
+            self._commanded.clear()
+            session.publisher.hold(())
+            return
+        held = []
+        for target, (path, status) in contact_statuses(session.data).items():
+            commanded = self._commanded.get(target)
+            if commanded is None or not same_value(status, commanded):
+                held.append(path)
+        session.publisher.hold(held)
 
     def _reverted(self, watched: Watched, value: Value) -> None:
         self.answers.revert(watched, value)

@@ -1,9 +1,10 @@
-"""What changed since the last publish: deadbands, heartbeats, counter integrity, debounce."""
+"""What changed since the last publish: deadbands, heartbeats, holds, counter integrity,
+debounce."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from envoy2mqtt.core.snapshot import Value
@@ -68,6 +69,64 @@ class ChangeDetector:
     def current(self) -> dict[str, Value]:
         """Every value as last published (for re-publishing after a reconnect)."""
         return {key: published.value for key, published in self._last.items()}
+
+    def last(self, key: str) -> Value | None:
+        """The value last published for `key` (None: never, or forgotten)."""
+        published = self._last.get(key)
+        return published.value if published is not None else None
+
+
+@dataclass(slots=True)
+class Hold:
+    """Values whose changes are kept off the wire while they may be false (a dry contact read
+    `open` after a settings write although no relay moved): the value last published stays.
+
+    A held change that goes back is dropped; one still read when its hold ends is published.
+    Either is logged once.
+    """
+
+    name: str = ""  # whose values, for the log (a gateway's serial)
+    _paths: frozenset[str] = frozenset()
+    _withheld: dict[str, Value] = field(default_factory=dict)  # path -> the change held
+
+    def hold(self, paths: Collection[str]) -> None:
+        """Hold these paths from now on; those held before and not among them are let go."""
+        self._paths = frozenset(paths)
+
+    def apply(
+        self, values: Mapping[str, Value], published: Callable[[str], Value | None]
+    ) -> Mapping[str, Value]:
+        """`values`, each held change replaced by the value `published` last."""
+        if not self._paths and not self._withheld:
+            return values
+        out = dict(values)
+        for path, held in list(self._withheld.items()):
+            value, before = values.get(path), published(path)
+            if value is None:
+                del self._withheld[path]
+            elif value == before:
+                del self._withheld[path]
+                log.info(
+                    "%s: %s read %s, back to %s while held: dropped", self.name, path, held, value
+                )
+            elif path not in self._paths:
+                del self._withheld[path]
+                log.info(
+                    "%s: %s %s -> %s, still read after its hold: published",
+                    self.name,
+                    path,
+                    before,
+                    value,
+                )
+        for path in self._paths:
+            value, before = values.get(path), published(path)
+            if value is None or before is None or value == before:
+                continue
+            if path not in self._withheld:
+                log.debug("%s: %s %s -> %s held", self.name, path, before, value)
+            self._withheld[path] = value
+            out[path] = before
+        return out
 
 
 def _jumped(old: Value, new: Value, jump: float) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from envoy2mqtt.catalog.metric import Reading
 from envoy2mqtt.catalog.reader import CatalogReader
 from envoy2mqtt.catalog.roles import Roles
-from envoy2mqtt.core.changes import ChangeDetector
+from envoy2mqtt.core.changes import ChangeDetector, Hold
 from envoy2mqtt.core.clock import Clock
 from envoy2mqtt.core.events import Event, EventDetector
 from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot, Value
@@ -101,8 +101,8 @@ class GatewayPublisher:
     """Everything one gateway publishes, with memory of what was published.
 
     The stages are its parts: the catalog reader, the settler (counters, clamping, debounce),
-    change and event detection, the summary throttle and the discovery announcer; this class
-    only runs them in order and sends what they decide.
+    change and event detection, the hold, the summary throttle and the discovery announcer;
+    this class only runs them in order and sends what they decide.
     """
 
     link: Link
@@ -114,6 +114,7 @@ class GatewayPublisher:
     available: bool | None = None
     roles: Roles = field(default_factory=Roles)
     changes: ChangeDetector = field(init=False)
+    held: Hold = field(init=False)
     catalog: CatalogReader = field(init=False)
     settler: Settler = field(init=False)
     events: EventDetector = field(init=False)
@@ -123,6 +124,7 @@ class GatewayPublisher:
     def __post_init__(self) -> None:
         opts = self.options
         self.changes = ChangeDetector(heartbeat=opts.heartbeat_interval)
+        self.held = Hold(self.info.serial)
         self.catalog = CatalogReader(self.info.serial)
         self.settler = Settler(
             opts.grid_debounce,
@@ -175,8 +177,9 @@ class GatewayPublisher:
             )
             sent += 1
         roles = self.roles
+        values = self.held.apply(settled.values, self.changes.last)
         for path, value in self.changes.diff(
-            settled.values, self.clock.monotonic(), roles.deadbands, roles.pacing
+            values, self.clock.monotonic(), roles.deadbands, roles.pacing
         ).items():
             urgent = path in roles.urgent
             self.link.publish(
@@ -187,7 +190,16 @@ class GatewayPublisher:
                 qos=1 if urgent else 0,
             )
             sent += 1
-        return sent + self._publish_summary(settled.values)
+        return sent + self._publish_summary(values)
+
+    def hold(self, paths: Collection[str]) -> None:
+        """Keep these values as last published in every `send` from now on, until a call
+        without them: a change that goes back meanwhile is never sent, one still there then is.
+
+        For a feature that knows a change may be false (the controls: a dry contact reads
+        `open` for a while after a settings write); the snapshot's events are not held.
+        """
+        self.held.hold(paths)
 
     def _entities(self, readings: Mapping[str, Reading]) -> int:
         """Follow a changed set of entities: their roles, and their discovery configs."""
