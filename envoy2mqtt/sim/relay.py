@@ -6,6 +6,8 @@ captures do. The field's figures and states are cited in `field`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -25,7 +27,8 @@ Step = Callable[[], None]
 
 
 class Relay:
-    """Moves the served relay states; call `due` before serving so timed steps land."""
+    """Moves the served relay states: timed steps land on the loop's clock (and `due`, called
+    before serving, lands any a synchronous caller left)."""
 
     def __init__(self, state: SimState, field: Field, rng: random.Random) -> None:
         """Moves change `state`; `field` says how long they take."""
@@ -100,6 +103,10 @@ class Relay:
         if seconds <= 0:
             step()
             return
-        at = time.monotonic() + self._field.scaled(seconds)
-        self._steps.append((at, step))
+        delay = self._field.scaled(seconds)
+        self._steps.append((time.monotonic() + delay, step))
         self._steps.sort(key=lambda pair: pair[0])
+        # on time, not only when the next request comes (a flip is timed from it); without a
+        # loop (a synchronous caller) the step lands before the next answer
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_later(delay, self.due)
