@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from envoy2mqtt.sim import Field
+from envoy2mqtt.sim.setters import DRY_CONTACT_SETTINGS
 from tests.broker import Mosquitto, Record
 from tests.test_control_battery_paths import SCALE, Site, current_firmware, field_site
 
@@ -124,4 +125,30 @@ async def test_a_status_the_bridge_writes_inside_the_window_is_published_at_once
         responses = await site.final(2)
     assert (responses[-1]["control"], responses[-1]["status"]) == ("dry_contact/NC1/status", "ok")
     assert site.gateway.document(CONTACTS)["dry_contacts"][0]["status"] == "open"
+    assert took < window / 3, took
+
+
+async def test_an_outage_inside_the_window_moves_contacts_for_real_at_once(
+    mosquitto_session: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    """The grid fails a few seconds after a settings write: the gateway sheds its LOAD contacts
+    (a real move, not a phantom), shown without waiting out the window."""
+    window = 60.0
+    async with field_site(
+        mosquitto_session,
+        unique_prefix,
+        tmp_path,
+        field=phantoms(10),
+        control_contact_phantom=window,
+    ) as site:
+        settings = site.gateway.state.touch(DRY_CONTACT_SETTINGS)
+        for entry in settings["dry_contacts"]:
+            if entry["id"] == "NO1":
+                entry["type"] = "LOAD"  # an installer's setting: the gateway sheds it off grid
+        await site.send("dry_contact/NC2/set/soc_low", "20")  # the window opens
+        await site.final(1)
+        sent = time.monotonic()
+        site.gateway.fail_grid()
+        await site.recorder.wait_for(lambda _r: b"open" in payloads(statuses(site, "NO1")), 20)
+        took = time.monotonic() - sent
     assert took < window / 3, took

@@ -50,7 +50,7 @@ from envoy2mqtt.control.controls import (
 )
 from envoy2mqtt.control.discovery import control_configs, response_topic
 from envoy2mqtt.core.clock import Clock
-from envoy2mqtt.core.snapshot import Value
+from envoy2mqtt.core.snapshot import GridStatus, Value, grid_status
 from envoy2mqtt.core.stream import EventStream
 from envoy2mqtt.gateway import writes
 from envoy2mqtt.gateway.client import GatewayClient
@@ -412,6 +412,7 @@ class Controller:
         self.awaited: dict[str, Awaited] = {}
         self._phantoms_until = 0.0  # dry contacts may read `open` falsely until then
         self._commanded: dict[str, Value] = {}  # dry contact id -> the status written meanwhile
+        self._grid_at_write: GridStatus | None = None  # at the newest settings write
         self._publish_soon = asyncio.Event()  # a setting changed: a full read, published
         self.offered: dict[str, Offered] = {}
         self.refused: set[str] = set()  # the gateway answered 401/403: withdrawn
@@ -670,6 +671,7 @@ class Controller:
         published (`_hold_phantoms`)."""
         until = session.clock.monotonic() + self.options.phantom
         self._phantoms_until = max(self._phantoms_until, until)
+        self._grid_at_write = grid_status(session.data)
 
     def _time_for(self, command: Command) -> float:
         options, control = self.options, command.offered.control
@@ -859,11 +861,17 @@ class Controller:
         for watched, value in self.watches.check(actual, session.normal_started, now):
             self._reverted(watched, value)
 
+    def _grid_moved(self, session: Session) -> bool:
+        """Whether the grid changed since the settings write: the gateway then moves its
+        contacts for real (their grid and off-grid actions), and they are shown at once."""
+        now = grid_status(session.data)
+        return None not in (now, self._grid_at_write) and now != self._grid_at_write
+
     def _hold_phantoms(self, session: Session) -> None:
         """A dry contact's status read in a reading begun inside the phantom window keeps its
         published value (the publisher holds it) until a reading begun after the window shows
         it; a status this bridge wrote meanwhile is a real move, shown at once."""
-        if session.normal_started >= self._phantoms_until:
+        if session.normal_started >= self._phantoms_until or self._grid_moved(session):
             self._commanded.clear()
             session.publisher.hold(())
             return
