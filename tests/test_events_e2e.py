@@ -157,9 +157,8 @@ async def test_battery_events_and_no_overlap_with_every_lane_fast(
                 await recorder.wait_for(
                     lambda r: any(x.topic == f"{base}/battery_mode" for x in r), timeout=20
                 )
-                gateway.state.touch("admin_lib_tariff")["tariff"]["storage_settings"]["mode"] = (
-                    "backup"
-                )
+                # the battery controller's mode (/ivp/sc/sched), and the tariff file's with it
+                gateway.set_storage(mode="backup")
                 steps: list[tuple[dict[str, float], str, int]] = [
                     ({"power_w": 2000}, "battery", 1),  # charging -> discharging
                     ({"power_w": 0}, "battery", 2),  # -> idle

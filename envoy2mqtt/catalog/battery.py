@@ -35,7 +35,14 @@ from envoy2mqtt.catalog.derived import (
 )
 from envoy2mqtt.catalog.encharge import BATTERIES
 from envoy2mqtt.catalog.metric import DIAGNOSTIC, GatewayMetrics
-from envoy2mqtt.core.snapshot import STORAGE_MODES, Snapshot, Value
+from envoy2mqtt.core.snapshot import (
+    SCHEDULE_PATH,
+    STORAGE_MODES,
+    Snapshot,
+    StorageSchedule,
+    Value,
+    storage_schedule,
+)
 from envoy2mqtt.core.steady import BATTERY_BAND_W, BATTERY_DWELL_S
 
 __all__ = ["ACB_UNITS", "BATTERIES", "BATTERY", "BATTERY_STATES", "IDLE_WATTS", "battery_state"]
@@ -108,12 +115,23 @@ def _storage(name: str) -> Reader:
     return attribute(lambda d: d.tariff.storage_settings if d.tariff else None, name)
 
 
+def _schedule(snap: Snapshot) -> StorageSchedule | None:
+    """What the battery controller runs (/ivp/sc/sched), where the full reading has it."""
+    return storage_schedule(snap.data.raw.get(SCHEDULE_PATH))
+
+
 def _mode(snap: Snapshot) -> str | None:
+    schedule = _schedule(snap)
+    if schedule is not None:
+        return schedule.mode
     settings = snap.data.tariff.storage_settings if snap.data.tariff else None
     return settings.mode.value if settings is not None and settings.mode is not None else None
 
 
 def _charge_from_grid(snap: Snapshot) -> str | None:
+    schedule = _schedule(snap)
+    if schedule is not None and schedule.charge_from_grid is not None:
+        return on_off(schedule.charge_from_grid)
     settings = snap.data.tariff.storage_settings if snap.data.tariff else None
     return on_off(settings.charge_from_grid) if settings is not None else None
 
@@ -165,7 +183,9 @@ BATTERY = Gated(
                 "battery_mode",
                 "Battery mode",
                 _mode,
-                "Storage mode (the storage settings)",
+                "The mode the battery controller runs: from /ivp/sc/sched where the gateway "
+                "has it (firmware D8.3, whose tariff file is a stale copy), else from the "
+                "tariff's storage settings",
                 urgent=True,
                 options=STORAGE_MODES,
                 event="mode",
@@ -267,7 +287,9 @@ BATTERY = Gated(
                 "storage_charge_from_grid",
                 "Charge from grid",
                 _charge_from_grid,
-                "Whether the batteries may charge from the grid",
+                "Whether the batteries may charge from the grid, as the battery controller "
+                "runs it: from /ivp/sc/sched where the gateway has it, else from the tariff's "
+                "storage settings",
             ),
             POWER_W(
                 "acb_power",
@@ -311,6 +333,7 @@ BATTERY = Gated(
             "ctmeters",
             "system_consumption",
             "tariff",
+            "raw",  # /ivp/sc/sched
             "derived",
         ),
     ),

@@ -77,11 +77,78 @@ STORAGE_MODES: Final = tuple(
     mode.value for mode in EnvoyStorageMode if mode is not EnvoyStorageMode.LEGACY_SAVINGS
 )
 """The battery profiles a gateway reports and takes (`economy` is the app's "savings")."""
+SCHEDULE_PATH: Final = "/ivp/sc/sched"
+"""What the battery controller runs (firmware D8.3, whose tariff file is a stale copy)."""
 GENERATOR_MODES: Final = ("off", "on", "auto")
 """The modes of a generator's dry contact, as read and as written."""
+# the words a mode is written in, by gateways and the Enphase app, spelled as `_words` makes them
+_MODE_WORDS: Final = {
+    "backup": "backup",
+    "full backup": "backup",
+    "self consumption": "self-consumption",
+    "economy": "economy",
+    "savings": "economy",
+    "savings mode": "economy",
+    "cost savings": "economy",
+}
+_YES: Final = frozenset({"true", "yes", "on", "1", "enabled", "allowed"})
+_NO: Final = frozenset({"false", "no", "off", "0", "disabled", "not allowed"})
 _ON: Final = frozenset({"closed", "close", "on", "ongrid"})
 _OFF: Final = frozenset({"open", "off", "offgrid"})
 _reported: set[str] = set()  # unknown states already logged: once per process, not per read
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSchedule:
+    """What /ivp/sc/sched says the battery controller runs: its mode and charge from grid."""
+
+    mode: str  # one of STORAGE_MODES where known, else the gateway's own word
+    charge_from_grid: bool | None  # None where the answer does not say it plainly
+
+
+def storage_schedule(answer: object) -> StorageSchedule | None:
+    """An /ivp/sc/sched answer read; None where it is not one (no usable "Battery Mode").
+
+    The one parser of the schedule: the polling lanes publish from it, the controls confirm
+    their writes from it.
+    """
+    if not isinstance(answer, dict):
+        return None
+    mode = answer.get("Battery Mode")
+    if not isinstance(mode, str) or not mode.strip():
+        return None
+    return StorageSchedule(storage_mode(mode), _allowed(answer.get("Charge From Grid Allowed")))
+
+
+def storage_mode(mode: str) -> str:
+    """A battery mode as one of STORAGE_MODES (`Self Consumption`, `Full Backup`, `Savings`
+    and the like); a mode never seen before is logged once and kept as the gateway says it."""
+    known = _MODE_WORDS.get(_words(mode))
+    if known is not None:
+        return known
+    kept = " ".join(mode.split())
+    if kept not in _reported:
+        _reported.add(kept)
+        log.warning(
+            "battery mode %r not seen before: published as reported (not one of %s)",
+            kept,
+            ", ".join(STORAGE_MODES),
+        )
+    return kept
+
+
+def _allowed(flag: object) -> bool | None:
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(flag, int) and flag in (0, 1):
+        return bool(flag)
+    word = _words(flag) if isinstance(flag, str) else None
+    return True if word in _YES else False if word in _NO else None
+
+
+def _words(text: str) -> str:
+    """Lower case, `-` and `_` as spaces, single spaces: how spellings are compared."""
+    return " ".join(text.lower().replace("-", " ").replace("_", " ").split())
 
 
 def grid_status(data: EnvoyData) -> GridStatus | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Protocol
+from typing import Final, Protocol
 
 import aiohttp
 from pyenphase import Envoy
@@ -25,7 +25,7 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtMeterData
 
 from envoy2mqtt.auth.errors import TokenError
-from envoy2mqtt.core.snapshot import AuthStatus, GatewayInfo
+from envoy2mqtt.core.snapshot import SCHEDULE_PATH, AuthStatus, GatewayInfo, storage_schedule
 from envoy2mqtt.core.zones import zone_named
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.errors import (
@@ -42,6 +42,7 @@ from envoy2mqtt.gateway.pinning import CertificatePins, no_verify_ssl
 from envoy2mqtt.gateway.translate import translated
 
 log = logging.getLogger(__name__)
+_FROM_TARIFF: Final = "battery mode and charge from grid from the tariff file"
 
 
 class TokenSource(Protocol):
@@ -108,6 +109,9 @@ class GatewayClient:
         self._timezone: str | None = None
         self._meter_status: dict[object, CtMeterData] = {}
         self._relay = True
+        self._schedule = True  # /ivp/sc/sched, until it answers 404 (older firmware)
+        self._schedule_answer: object = None  # its newest answer that was a schedule
+        self._schedule_trouble: str | None = None  # "failed" or "garbage", as last logged
         # the newest reading of each of pyenphase's lanes, handed back to it as `envoy.data`
         self._normal: EnvoyData | None = None
         self._inverters: EnvoyData | None = None
@@ -274,7 +278,8 @@ class GatewayClient:
 
     async def read_normal(self, *, reuse_probe: bool = False) -> EnvoyData:
         """Everything pyenphase reads, except the slow inverter endpoints (`reuse_probe`:
-        the answers the probe just had, where it read them).
+        the answers the probe just had, where it read them), and what the battery controller
+        runs (/ivp/sc/sched, in `data.raw`, where the gateway has it).
 
         Afterwards `envoy.data` is this reading (with the inverter lane's newest), as after
         pyenphase's own `update()`, so pyenphase's write methods can run.
@@ -284,9 +289,64 @@ class GatewayClient:
         )
         if status := adapter.meter_status(data):
             self._meter_status = status
+        if data.tariff is not None and data.tariff.storage_settings is not None:
+            await self._add_schedule(data)
         self._normal = data
         adapter.hand_over(self.envoy, data, self._inverters)
         return data
+
+    async def read_schedule(self) -> object:
+        """/ivp/sc/sched's answer, read now: the mode and charge from grid the battery
+        controller runs (on D8.3 the tariff file is a stale copy). None on firmware without
+        it: asked once per connection, then never again.
+        """
+        if not self._schedule:
+            return None
+        try:
+            return await adapter.fetch_json(self.envoy, SCHEDULE_PATH)
+        except EndpointMissing:
+            self._schedule = False
+            log.info(
+                "%s: no %s on this firmware: battery mode and charge from grid are the tariff "
+                "file's",
+                self.host,
+                SCHEDULE_PATH,
+            )
+            return None
+
+    async def _add_schedule(self, data: EnvoyData) -> None:
+        """Lay /ivp/sc/sched's answer into a full reading, for the catalog to read.
+
+        An answer that is not a schedule leaves it out (the catalog then reads the tariff). A
+        read that failed keeps the last answer: on one timeout the mode must not flip to the
+        tariff's stale copy and back.
+        """
+        try:
+            answer = await self.read_schedule()
+        except GatewayUnavailable as err:
+            answer = self._schedule_answer
+            kept = "its last answer kept" if answer is not None else _FROM_TARIFF
+            self._schedule_failed("failed", f"{err}; {kept}")
+        else:
+            if answer is not None and storage_schedule(answer) is None:
+                self._schedule_failed(
+                    "garbage",
+                    f"{SCHEDULE_PATH} answered something that is not a battery schedule "
+                    f"({_sample(answer)}); {_FROM_TARIFF}",
+                )
+                answer = None
+            elif answer is not None and self._schedule_trouble is not None:
+                self._schedule_trouble = None
+                log.info("%s: %s read again", self.host, SCHEDULE_PATH)
+            self._schedule_answer = answer
+        if answer is not None:
+            data.raw[SCHEDULE_PATH] = answer
+
+    def _schedule_failed(self, trouble: str, why: str) -> None:
+        """Log a read of the schedule that failed, or garbage, once until that changes."""
+        if self._schedule_trouble != trouble:
+            self._schedule_trouble = trouble
+            log.warning("%s: %s", self.host, why)
 
     async def read_inverters(self) -> EnvoyData:
         """The inverter readings (every 5 minutes is as often as they change).
@@ -355,3 +415,9 @@ class GatewayClient:
         both kinds (pyenphase's `battery_aggregate`) are read from the same answer.
         """
         return await adapter.read_battery(self.envoy, combined=combined)
+
+
+def _sample(answer: object) -> str:
+    """The start of an answer, for a log line."""
+    text = repr(answer)
+    return text if len(text) <= 80 else f"{text[:77]}..."

@@ -26,11 +26,16 @@ from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.tariff import EnvoyStorageMode
 from pyenphase.updaters.tariff import EnvoyTariffUpdater
 
-from envoy2mqtt.core.snapshot import GENERATOR_MODES, STORAGE_MODES
+from envoy2mqtt.core.snapshot import (
+    GENERATOR_MODES,
+    SCHEDULE_PATH,
+    STORAGE_MODES,
+    storage_mode,
+    storage_schedule,
+)
 from envoy2mqtt.gateway import adapter
 from envoy2mqtt.gateway.client import GatewayClient
 from envoy2mqtt.gateway.errors import (
-    EndpointMissing,
     GatewayAuthError,
     GatewayError,
     GatewayUnavailable,
@@ -38,7 +43,6 @@ from envoy2mqtt.gateway.errors import (
 from envoy2mqtt.gateway.translate import translated
 
 URL_SECCTRL: Final = "/ivp/ensemble/secctrl"
-URL_SCHEDULE: Final = "/ivp/sc/sched"  # what the battery controller runs (D8.3)
 # a dry contact's settings that can be written, as pyenphase's model names them
 CONTACT_SETTINGS: Final[Mapping[str, Callable[[str | float], object]]] = {
     "mode": lambda v: DryContactMode(str(v)),
@@ -78,37 +82,31 @@ class LiveBattery:
     reserve_soc: float | None = None  # secctrl `configured_backup_soc`
     very_low_soc: float | None = None  # secctrl `VLS_Limit`
     charge_from_grid: bool | None = None
-    source: str = URL_SCHEDULE  # where mode and charge from grid were read
+    source: str = SCHEDULE_PATH  # where mode and charge from grid were read
 
 
 async def read_live_battery(client: GatewayClient) -> LiveBattery:
     """The battery controller's live settings: /ivp/ensemble/secctrl and /ivp/sc/sched.
 
-    Firmware without /ivp/sc/sched runs the tariff file, so there mode and charge from grid
-    come from the tariff.
+    Firmware without /ivp/sc/sched runs the tariff file, so there (and where its answer is
+    not a schedule) mode and charge from grid come from the tariff.
     """
     envoy = client.envoy
     secctrl = await adapter.fetch_json(envoy, URL_SECCTRL)
     secctrl = secctrl if isinstance(secctrl, dict) else {}
     reserve, low = secctrl.get("configured_backup_soc"), secctrl.get("VLS_Limit")
-    try:
-        schedule = await adapter.fetch_json(envoy, URL_SCHEDULE)
-    except EndpointMissing:
-        schedule = None
-    if isinstance(schedule, dict) and "Battery Mode" in schedule:
-        mode, flag, source = (
-            schedule.get("Battery Mode"),
-            schedule.get("Charge From Grid Allowed"),
-            URL_SCHEDULE,
-        )
+    schedule = storage_schedule(await client.read_schedule())
+    mode: str | None
+    if schedule is not None:
+        mode, flag, source = schedule.mode, schedule.charge_from_grid, SCHEDULE_PATH
     else:
         tariff = (await adapter.run_updaters(envoy, include=(EnvoyTariffUpdater,))).tariff
         settings = tariff.storage_settings if tariff is not None else None
-        mode = str(settings.mode) if settings is not None and settings.mode else None
+        mode = storage_mode(settings.mode) if settings is not None and settings.mode else None
         flag = settings.charge_from_grid if settings is not None else None
         source = "/admin/lib/tariff"
     return LiveBattery(
-        mode=str(mode) if isinstance(mode, str) else None,
+        mode=mode,
         reserve_soc=float(reserve) if isinstance(reserve, int | float) else None,
         very_low_soc=float(low) if isinstance(low, int | float) else None,
         charge_from_grid=flag if isinstance(flag, bool) else None,

@@ -149,7 +149,8 @@ def show_controller(
     secctrl's `configured_backup_soc` (and `VLS_Limit`) and /ivp/sc/sched: where a D8.3
     gateway shows a cloud write [F "Local writes do not work"]. The schedule document's shape
     is the simulator's own; only its "Charge From Grid Allowed" is named after the field's.
-    `secctrl=False` serves the schedule alone (at start, secctrl as captured).
+    `secctrl=False` serves the schedule alone (at start, secctrl as captured); firmware
+    without /ivp/sc/sched (`state.serve_schedule` off) has secctrl only.
     """
     if _settings_section(state) is None:
         return
@@ -163,6 +164,8 @@ def show_controller(
         section["configured_backup_soc"] = round(settings.reserve_soc)
         if very_low_soc is not None and "VLS_Limit" in section:
             section["VLS_Limit"] = round(very_low_soc)
+    if not state.serve_schedule:
+        return
     schedule = state.documents.get(SCHEDULE)
     low = very_low_soc if very_low_soc is not None else _very_low(schedule)
     state.documents[SCHEDULE] = {

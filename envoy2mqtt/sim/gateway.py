@@ -47,7 +47,9 @@ class SimulatedGateway(Served):
     makes it fall back to http://.
 
     /ivp/ensemble/relay is served by default whenever the capture has an Enpower
-    (recent firmware always has the endpoint; no bundled capture recorded it). Writes
+    (recent firmware always has the endpoint; no bundled capture recorded it), and
+    /ivp/sc/sched (what the battery controller runs, as on D8.3) whenever its tariff has
+    storage settings; `serve_schedule=False` is firmware without it (404). Writes
     (`writes`) change what it serves; `set_write_fault` makes them fail as in the field.
 
     `field` switches in the real gateway's behaviour (slow pages, transitional relay states,
@@ -63,6 +65,7 @@ class SimulatedGateway(Served):
         clock: Callable[[], float] = time.time,
         token_key: str = SIM_TOKEN_KEY,
         serve_relay: bool | None = None,
+        serve_schedule: bool = True,
         latency: float = 0.0,
         seed: int | None = None,
         utc_offset_s: float | None = None,
@@ -70,7 +73,7 @@ class SimulatedGateway(Served):
     ) -> None:
         """Load a capture; `serve_relay=None` serves /ivp/ensemble/relay iff it has an Enpower."""
         self.capture = capture if isinstance(capture, Capture) else load_capture(capture)
-        self.state = SimState(self.capture, serve_relay=serve_relay)
+        self.state = SimState(self.capture, serve_relay=serve_relay, serve_schedule=serve_schedule)
         self.stats = GatewayStats()
         self.latency = latency
         self._clock = clock

@@ -25,9 +25,15 @@ _EMPTY_GEN_CONFIG: Final = Recorded(200, "application/json", b"{}", {})
 class SimState:
     """Deep copies of a capture's JSON documents, changed by grid, battery and drift."""
 
-    def __init__(self, capture: Capture, *, serve_relay: bool | None = None) -> None:
-        """Copy every JSON document that answered 200; derive the relay document."""
+    def __init__(
+        self, capture: Capture, *, serve_relay: bool | None = None, serve_schedule: bool = True
+    ) -> None:
+        """Copy every JSON document that answered 200; derive the relay document.
+
+        `serve_schedule=False`: firmware without /ivp/sc/sched (`ensemble.show_controller`).
+        """
         self.capture = capture
+        self.serve_schedule = serve_schedule
         self.documents: dict[str, Any] = {
             name: copy.deepcopy(recorded.document)
             for name, recorded in capture.recordings.items()
