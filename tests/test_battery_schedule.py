@@ -19,6 +19,7 @@ import aiomqtt
 import pytest
 
 from envoy2mqtt.auth.tokens import FixedToken
+from envoy2mqtt.catalog import battery as battery_catalog
 from envoy2mqtt.core.snapshot import (
     SCHEDULE_PATH,
     StorageSchedule,
@@ -113,6 +114,16 @@ def test_an_unknown_mode_is_published_as_said_and_logged_once(
     warned = [r for r in caplog.records if "not seen before" in r.getMessage()]
     assert len(warned) == 1
     assert "AI Optimization (test 7f3a)" in warned[0].getMessage()
+
+
+def test_an_unknown_mode_is_a_state_home_assistant_takes() -> None:
+    """Home Assistant refuses an enum sensor's state outside its options: the mode sensor is
+    plain text, so a new profile shows as named instead of an error in Home Assistant's log."""
+    (mode,) = [m for m in battery_catalog.BATTERY.source.metrics if m.key == "battery_mode"]
+    assert mode.device_class is None
+    assert not mode.options
+    got = published({"Battery Mode": "AI Optimization", "Charge From Grid Allowed": True})
+    assert got[MODE] == "AI Optimization"
 
 
 # -- the catalog: the schedule over the tariff ------------------------------------------------

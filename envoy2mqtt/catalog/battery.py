@@ -179,15 +179,18 @@ BATTERY = Gated(
                 event="battery",
                 in_context=True,
             ),
-            ENUM(
+            # plain text, not an enum: Home Assistant refuses an enum state outside its
+            # options, and new profiles appear in the field ("AI Optimization", published as
+            # the gateway names it)
+            TEXT(
                 "battery_mode",
                 "Battery mode",
                 _mode,
-                "The mode the battery controller runs: from /ivp/sc/sched where the gateway "
+                "The mode the battery controller runs (" + " / ".join(STORAGE_MODES) + ", or "
+                "a newer profile as the gateway names it): from /ivp/sc/sched where the gateway "
                 "has it (firmware D8.3, whose tariff file is a stale copy), else from the "
                 "tariff's storage settings",
                 urgent=True,
-                options=STORAGE_MODES,
                 event="mode",
             ),
             STORED_ENERGY(
