@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,17 @@ class Site:
         await self.recorder.wait_for(done, timeout=timeout)
         assert all(r.topic == topic for r in self.recorder.on(topic))
         return self.responses()
+
+    def timings(self, label: str, sent: float) -> str:
+        """Each answer since `sent` (time.monotonic()) and when it came, in field seconds too:
+        `label: pending/local 0.05 s (1 field s), ok/enlighten 0.97 s (19 field s)`."""
+        parts = []
+        for record in self.recorder.on(f"{self.root}/response"):
+            if record.t >= sent:
+                body, took = json.loads(record.payload), record.t - sent
+                how = "/".join(str(x) for x in (body["status"], body.get("via")) if x)
+                parts.append(f"{how} {took:.2f} s ({took / SCALE:.0f} field s)")
+        return f"{label} (time_scale {SCALE}): " + ", ".join(parts)
 
     def info(self) -> dict[str, Any]:
         """The newest bridge/info."""
@@ -168,11 +180,10 @@ async def test_auto_on_current_firmware_learns_enlighten_and_confirms_on_the_gat
         mosquitto_session, unique_prefix, tmp_path, field=current_firmware()
     ) as site:
         assert site.info()["gateways"][0]["battery_control_path"] == "auto"
-        loop = asyncio.get_running_loop()
-        sent = loop.time()
+        sent = time.monotonic()
         await site.send("set/battery_reserve_soc", "40")
         responses = await site.final(1)
-        took = loop.time() - sent
+        learning = site.timings("reserve 40, auto (local tried, then Enlighten)", sent)
         assert steps(responses) == [
             ("pending", "battery_reserve_soc", "local"),  # written to the tariff...
             ("pending", "battery_reserve_soc", "enlighten"),  # ...ignored: through the cloud
@@ -187,10 +198,10 @@ async def test_auto_on_current_firmware_learns_enlighten_and_confirms_on_the_gat
         # the cloud's own view still waits for the gateway's report: not an error
         assert site.cloud.battery.battery(SITE).requested["batteryBackupPercentage"] == 40
         # from now on straight through Enlighten: charge from grid wants the disclaimer first
-        sent = loop.time()
+        sent = time.monotonic()
         await site.send("set/charge_from_grid", "on")
         responses = await site.final(2)
-        cloud_took = loop.time() - sent
+        cloud = site.timings("charge from grid on, Enlighten", sent)
         assert steps(responses[3:]) == [
             ("pending", "charge_from_grid", "enlighten"),
             ("ok", "charge_from_grid", "enlighten"),
@@ -200,11 +211,7 @@ async def test_auto_on_current_firmware_learns_enlighten_and_confirms_on_the_gat
         assert [w.path for w in site.gateway.write_log] == [TARIFF]  # the one local try
         # never `ok` for a write that went to the tariff only
         assert not [r for r in site.responses() if r.get("via") == "local" and r["status"] == "ok"]
-    print(
-        f"reserve 40 (auto, learning) -> ok in {took:.2f} s; charge from grid via Enlighten -> "
-        f"ok in {cloud_took:.2f} s (time_scale {SCALE}: field {took / SCALE:.0f} s and "
-        f"{cloud_took / SCALE:.0f} s)"
-    )
+    print(f"\n{learning}\n{cloud}")
 
 
 async def test_auto_on_firmware_that_honours_the_tariff_stays_local(
@@ -213,12 +220,14 @@ async def test_auto_on_firmware_that_honours_the_tariff_stays_local(
     async with field_site(
         mosquitto_session, unique_prefix, tmp_path, field=older_firmware()
     ) as site:
+        sent = time.monotonic()
         await site.send("set", json.dumps({"battery_reserve_soc": 35, "battery_mode": "backup"}))
         responses = await site.final(2)
         assert sorted(steps(responses)) == [
             ("ok", "battery_mode", "local"),
             ("ok", "battery_reserve_soc", "local"),
         ]
+        print(f"\n{site.timings('reserve 35 and mode backup, local (older firmware)', sent)}")
         assert site.live()[:2] == ("backup", 35)
         await site.recorder.wait_for(
             lambda _r: site.info()["gateways"][0]["battery_control_path"] == "local", 5
@@ -237,12 +246,14 @@ async def test_local_forced_on_current_firmware_is_ignored_never_ok(
         battery_control_path="local",
     ) as site:
         before = site.live()
+        sent = time.monotonic()
         await site.send("set/charge_from_grid", "on")
         responses = await site.final(1)
         assert steps(responses) == [
             ("pending", "charge_from_grid", "local"),
             ("ignored", "charge_from_grid", "local"),
         ]
+        print(f"\n{site.timings('charge from grid on, local forced on D8.3', sent)}")
         assert responses[-1]["actual"] == "off"
         assert "ignores battery settings written locally" in responses[-1]["message"]
         # the tariff's copy says "on": the bridge no longer believes it
@@ -285,16 +296,21 @@ async def test_a_profile_switch_brings_back_that_profiles_values(
         field=current_firmware(),
         battery_control_path="enlighten",
     ) as site:
+        sent = time.monotonic()
         await site.send("set/battery_reserve_soc", "25")  # self-consumption keeps 25
         await site.final(1)
+        reserve = site.timings("reserve 25, Enlighten", sent)
+        sent = time.monotonic()
         await site.send("set/battery_mode", "backup")  # Full Backup keeps its own 100
         await site.final(2)
+        mode = site.timings("mode backup, Enlighten", sent)
         assert site.live()[:2] == ("backup", 100)
         await site.send("set/battery_mode", "self-consumption")
         responses = await site.final(3)
         assert [r["status"] for r in responses if r["status"] != "pending"] == ["ok"] * 3
         assert site.live()[:2] == ("self-consumption", 25)
         assert [w.path for w in site.gateway.write_log] == []  # nothing written locally
+    print(f"\n{reserve}\n{mode}")
 
 
 async def test_enlighten_down_is_a_clear_error_without_a_retry_storm(
@@ -386,26 +402,22 @@ async def test_the_relay_opens_after_the_top_off_and_is_ok_once_it_moved(
     async with field_site(
         mosquitto_session, unique_prefix, tmp_path, field=current_firmware()
     ) as site:
-        loop = asyncio.get_running_loop()
-        sent = loop.time()
+        sent = time.monotonic()
         await site.send("set/grid_enabled", "off")
         responses = await site.final(1)
-        opened = loop.time() - sent
+        opened = site.timings("grid relay open (top-off first)", sent)
         pending, done = responses
         assert (pending["status"], done["status"], done["actual"]) == ("pending", "ok", "off")
         assert "tops the battery up" in pending["message"]
         assert "open sync" in done["message"]  # `open synchronizing` counts as open
         assert site.gateway.relay_state[0] == "open"
-        sent = loop.time()
+        sent = time.monotonic()
         await site.send("set/grid_enabled", "on")
         responses = await site.final(2)
-        closed = loop.time() - sent
+        closed = site.timings("grid relay close", sent)
         assert responses[-1]["status"] == "ok"
         assert responses[-1]["message"] == "the relay reads 'closed'"
-    print(
-        f"relay open -> ok in {opened:.2f} s, close -> ok in {closed:.2f} s (time_scale {SCALE}:"
-        f" field {opened / SCALE:.0f} s and {closed / SCALE:.0f} s)"
-    )
+    print(f"\n{opened}\n{closed}")
 
 
 # -- dry contacts: the gateway's phantom `open` ---------------------------------------------------
@@ -425,8 +437,10 @@ async def test_contacts_reading_open_after_a_settings_write_are_not_a_revert(
         field=longest,
         control_contact_phantom=window if hold else 0,
     ) as site:
+        sent = time.monotonic()
         await site.send("dry_contact/NC1/set/status", "closed")
         assert [r["status"] for r in await site.final(1)] == ["ok"]  # watched from now on
+        contact = site.timings(f"dry contact NC1 closed (hold {hold})", sent)
         await site.send("dry_contact/NC2/set/soc_low", "20")  # a settings POST
         await site.final(2)
         contacts = site.gateway.document("/ivp/ensemble/dry_contacts")["dry_contacts"]
@@ -439,6 +453,7 @@ async def test_contacts_reading_open_after_a_settings_write_are_not_a_revert(
         ]
     # without the hold, the phantom reads as NC1 gone back to open
     assert bool(reverted) is not hold, reverted
+    print(f"\n{contact}")
 
 
 async def test_a_battery_setting_going_back_is_seen_in_the_live_values_on_the_enlighten_path(
@@ -451,8 +466,10 @@ async def test_a_battery_setting_going_back_is_seen_in_the_live_values_on_the_en
         field=current_firmware(),
         battery_control_path="enlighten",
     ) as site:
+        sent = time.monotonic()
         await site.send("set/battery_reserve_soc", "60")
         assert [r["status"] for r in await site.final(1)] == ["pending", "ok"]
+        print(f"\n{site.timings('reserve 60, Enlighten', sent)}")
         # someone (the app, the cloud) puts the reserve back: the controller runs 30 again
         site.gateway.apply_battery_settings(
             mode="self-consumption", charge_from_grid=False, reserve_soc=30

@@ -75,6 +75,8 @@ def test_a_plain_value_may_come_with_a_transaction() -> None:
         ("set", b'{"transaction": "t"}', "no control in the message"),
         ("set", b'{"battery_mode": "backup", "transaction": [1]}', "transaction: expected"),
         ("set", b'{"battery_mode": "backup", "transaction": true}', "transaction: expected"),
+        ("set", b'{"battery_mode": "backup", "transaction": "%s"}' % (b"t" * 65), "at most 64"),
+        ("set/battery_mode", b'{"value": 1, "transaction": %s}' % (b"9" * 65), "at most 64"),
         ("set/battery_mode", b'{"transaction": "t"}', 'expected {"value": ...}'),
         ("dry_contact/set", b"{}", "not a command topic"),
         ("set/", b"x", "not a command topic"),
@@ -259,6 +261,36 @@ def test_a_pending_response_says_how_and_how_long() -> None:
     plain = json.loads(Response(status=Status.OK, control="status", at=at).to_json("1"))
     assert "via" not in plain
     assert "within" not in plain
+
+
+def test_a_response_stays_small_whatever_the_command_carried() -> None:
+    huge = "x" * 100_000
+    message = parse_message("set", json.dumps({huge: huge, "transaction": "t" * 64}).encode())
+    assert message.transaction == "t" * 64  # the longest taken, echoed whole
+    ((control, raw),) = message.items
+    with pytest.raises(Invalid) as invalid:
+        Whole(0, 100).parse(raw)
+    assert len(str(invalid.value)) < 100  # the value it quotes is cut short
+    response = Response(
+        status=Status.ERROR,
+        control=control,
+        at=AT,
+        requested=raw,
+        transaction=message.transaction,
+        message=f"unknown control {control!r}",
+    )
+    wire = response.to_json("122238082763")
+    assert len(wire) < 1024
+    body = json.loads(wire)
+    assert body["control"] == body["requested"] == "x" * 61 + "..."
+    assert body["message"].endswith("...")
+    assert body["transaction"] == "t" * 64
+    shaped = Response(status=Status.ERROR, control="c", at=AT, requested={"a": [huge]})
+    assert json.loads(shaped.to_json("1"))["requested"].startswith('{"a": ["xxx')
+    short = Response(status=Status.ERROR, control="c", at=AT, requested={"a": 1})
+    assert json.loads(short.to_json("1"))["requested"] == {"a": 1}  # short: as it came
+    nan = Response(status=Status.ERROR, control="c", at=AT, requested=float("nan"))
+    assert json.loads(nan.to_json("1"), parse_constant=pytest.fail)["requested"] == "nan"
 
 
 def test_cloud_fields_name_the_profile_the_battery_runs() -> None:

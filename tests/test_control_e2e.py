@@ -414,6 +414,12 @@ async def test_control_entities_are_announced_on_their_devices(
             assert sensor["device"]["identifiers"] == config["device"]["identifiers"]
         # no batteries on this site: no storage controls
         assert not any("battery" in t or "charge_from_grid" in t for t in controls)
+        # and the gateway's answers: the latest one's status, its fields as attributes
+        answers = sensors[f"{unique_prefix}-ha/sensor/{site.gateway.serial}/response/config"]
+        assert answers["state_topic"] == answers["json_attributes_topic"] == f"{site.root}/response"
+        assert answers["value_template"] == "{{ value_json.status }}"
+        assert answers["entity_category"] == "diagnostic"
+        assert answers["device"]["identifiers"] == [f"envoy2mqtt_{site.gateway.serial}"]
 
 
 async def test_battery_scope_offers_the_storage_controls_only(

@@ -136,6 +136,7 @@ async def test_with_controls_off_nothing_is_subscribed_announced_or_written(
             subscribed(mosquitto_session, unique_prefix) - {f"{unique_prefix}/bridge/sync"} == set()
         )
         assert not any("/control_" in topic for topic in configs)
+        assert f"{unique_prefix}-ha/sensor/{gateway.serial}/response/config" not in configs
         assert configs  # the sensors are announced all the same
         assert not recorder.on(f"{root}/response")
         assert gateway.write_log == []
@@ -160,6 +161,9 @@ async def test_turning_controls_off_removes_their_entities(
     configs = await collect(HOST, port, f"{unique_prefix}-ha/#", timeout=1.0)
     controls = {t for t, p in configs.items() if "/control_" in t and p}
     assert len(controls) == 30  # 4 dry contacts x 7, the grid relay, the generator mode
+    answers = f"{unique_prefix}-ha/sensor/{serial}/response/config"
+    assert configs.get(answers)  # the answers sensor, with the controls
+    controls.add(answers)
     async with SimulatedGateway(capture=GENERATOR) as gateway:
         assert gateway.serial == serial
         settings = bridge_settings(gateway, port, unique_prefix, tmp_path)
@@ -170,6 +174,7 @@ async def test_turning_controls_off_removes_their_entities(
             )
     left = await collect(HOST, port, f"{unique_prefix}-ha/#", timeout=1.0)
     assert not any("/control_" in topic for topic, payload in left.items() if payload)
+    assert not left.get(answers)
 
 
 async def test_writes_go_through_the_gate_and_never_overlap_a_read(

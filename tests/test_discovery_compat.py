@@ -21,7 +21,8 @@ import pytest
 
 from envoy2mqtt.auth.tokens import FixedToken
 from envoy2mqtt.catalog.metric import Entity
-from envoy2mqtt.core.snapshot import Snapshot
+from envoy2mqtt.control.discovery import control_configs
+from envoy2mqtt.core.snapshot import GatewayInfo, Snapshot
 from envoy2mqtt.gateway.client import GatewayClient, TokenSource
 from envoy2mqtt.gateway.overlay import merge_inverters
 from envoy2mqtt.mqtt.discovery import (
@@ -220,6 +221,25 @@ def test_entity_ids_are_the_documented_ones(produced: list[Produced], version: s
             # sent as Home Assistant will show it: already a slug, with the platform's domain
             assert payload["default_entity_id"] == f"{topic.split('/')[1]}.{payload['object_id']}"
             assert payload["object_id"] == slug(payload["object_id"])
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_the_answers_sensor_suits_the_release(version: str) -> None:
+    schema = RELEASES[version]
+    info = GatewayInfo(serial="122238082763", firmware="8.2.4286", part_number="800-00654-r08")
+    # announced with the controls, whichever this gateway offers (here: none)
+    (config,) = control_configs(Topics(base="e2m"), info, [], {}, "Home")
+    assert config.topic == "homeassistant/sensor/122238082763/response/config"
+    payload = config.payload
+    assert payload is not None
+    assert list(entity_problems(payload, "sensor", schema)) == []
+    assert entity_id_in(payload, schema) in (None, documented_id(info.serial, payload))
+    assert documented_id(info.serial, payload) == "envoy_122238082763_response"
+    topic = "e2m/122238082763/response"
+    assert payload["state_topic"] == payload["json_attributes_topic"] == topic
+    assert payload["value_template"] == "{{ value_json.status }}"
+    assert payload["entity_category"] == "diagnostic"
+    assert payload["availability"] == [{"topic": "e2m/bridge/state"}]
 
 
 @pytest.mark.parametrize("version", [v for v in SUPPORTED if RELEASES[v]["device_discovery"]])

@@ -1,9 +1,11 @@
 """Home Assistant drives the controls: a real Home Assistant 2024.3.3 (tests/ha) takes in the
 bridge's select, number and switch entities, and turning them through its REST `services`
-API changes the simulated gateway's state, which then shows in Home Assistant.
+API changes the simulated gateway's state, which then shows in Home Assistant; its answers
+sensor shows `pending` while a write is on its way, then how it ended.
 
 Two simulated gateways (IQ Batteries + Enpower; Enpower + dry contacts + generator), each with
-a bridge process of its own run as a user runs it, with CONTROLS=all.
+a bridge process of its own run as a user runs it, with CONTROLS=all; for the answers, a third
+on current firmware (the field's behaviour: local battery writes ignored) with its Enlighten.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any, Final
 import pytest
 import pytest_asyncio
 
-from envoy2mqtt.sim import SimulatedGateway
+from envoy2mqtt.sim import Field, SimulatedGateway
+from envoy2mqtt.sim.battery_cloud import CloudSite, storage_applier
+from envoy2mqtt.sim.enlighten import SimulatedEnlighten
 from tests.ha.bridge import bridge_env, bridge_process
 from tests.ha.client import HomeAssistantApi
 from tests.ha.process import complaints
@@ -35,6 +39,10 @@ BATTERY: Final = "8.2.4286_with_3cts_and_battery_split"
 GENERATOR: Final = "8.3.5169_with_generator"
 CONTROLS: Final = {"CONTROLS": "all", "CONTROL_SETTLE": "1", "CONTROL_RATE_LIMIT": "1"}
 ABOUT_DISCOVERY: Final = re.compile(r"mqtt|discovery|homeassistant/|envoy", re.IGNORECASE)
+FIELD: Final = "7.6.185_with_cts_and_battery_3t"  # an IQ Battery, and a serial of its own
+SCALE: Final = 0.1  # the field's seconds: Enlighten's 10-20 s delivery in 1-2 s
+ACCOUNT: Final = "owner@example.com"
+PASSWORD: Final = "a-password-never-logged-5519"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -60,6 +68,37 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HaSite
 async def settled(site: HaSite) -> dict[str, Settled]:
     """Each gateway's retained configs and entities, once every config is an entity."""
     return {capture: await site.settled(site.gateways[capture]) for capture in site.gateways}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def field(site: HaSite) -> AsyncIterator[Gateway]:
+    """A gateway on current firmware (local battery writes taken and ignored), its Enlighten,
+    and a bridge with CONTROLS=all and the account, battery settings on BATTERY_CONTROL_PATH=auto
+    (it learns Enlighten on the first write)."""
+    assert site.broker is not None
+    firmware = Field.current_firmware(time_scale=SCALE, seed=3)
+    async with (
+        SimulatedGateway(capture=FIELD, field=firmware) as sim,
+        SimulatedEnlighten(
+            accounts={ACCOUNT: PASSWORD},
+            sites=[CloudSite(site_id=4_400_002, serials=(sim.serial,), owner=ACCOUNT)],
+            time_scale=SCALE,
+            apply=storage_applier([sim]),
+        ) as cloud,
+    ):
+        sim.set_storage(optimised_schedules=False)
+        base, workdir = "e2m-hactl-field", site.workdir / f"bridge-{sim.serial}"
+        env = {
+            **bridge_env(sim, site.broker.port, base, workdir / "state"),
+            **CONTROLS,
+            "ENVOY_USERNAME": ACCOUNT,
+            "ENVOY_PASSWORD": PASSWORD,
+            "ENLIGHTEN_LOGIN_URL": cloud.login_url,
+            "ENTREZ_TOKEN_URL": cloud.token_url,
+            "CONTROL_CLOUD_TIMEOUT": "10",  # 30 field seconds and room to read
+        }
+        async with bridge_process(env, workdir) as process:
+            yield Gateway(FIELD, sim, base, workdir, process, time.time())
 
 
 def api(site: HaSite) -> HomeAssistantApi:
@@ -195,3 +234,31 @@ async def test_dry_contacts_and_the_generator_mode(
     await state_of(site, control(generator, "select", "generator_mode"), "auto")
     await state_of(site, control(generator, "switch", "dry_contact/NC1/status"), "off")
     assert_polite(sim)
+
+
+async def test_the_answers_sensor_shows_pending_then_how_the_write_ended(
+    site: HaSite, settled: dict[str, Settled], field: Gateway
+) -> None:
+    found = await site.settled(field)
+    answers = f"sensor.envoy_{field.serial}_response"
+    entries = {e["entity_id"]: e for e in found.entities}
+    assert entries[answers]["entity_category"] == "diagnostic"
+    reserve = control(field, "number", "reserve_soc")
+    assert reserve in entries
+    async with api(site).watching(answers) as seen:
+        await call(site, "number/set_value", reserve, value=40)
+        await until(lambda: any(s["state"] != "pending" for s in seen), "a final answer", 60)
+    states = [s["state"] for s in seen]
+    assert [k for i, k in enumerate(states) if i == 0 or states[i - 1] != k] == ["pending", "ok"]
+    first, last = seen[0]["attributes"], seen[-1]["attributes"]
+    # written locally first (auto); ignored by this firmware, so through Enlighten, then ok
+    assert (first["control"], first["requested"], first["via"]) == ("reserve_soc", 40, "local")
+    assert first["within"] > 0
+    assert "the answer follows within" in first["message"]
+    assert [s["attributes"]["via"] for s in seen if s["state"] == "pending"][-1] == "enlighten"
+    assert (last["control"], last["actual"], last["via"]) == ("reserve_soc", 40, "enlighten")
+    assert "within" not in last  # each answer's fields replace the last one's
+    await state_of(site, answers, "ok")  # as the REST API has it
+    assert field.sim.document("/ivp/ensemble/secctrl")["configured_backup_soc"] == 40
+    problems = complaints(site.ha.log() if site.ha else "", ABOUT_DISCOVERY)
+    assert not problems, "Home Assistant complained:\n" + "\n".join(problems)

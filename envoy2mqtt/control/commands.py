@@ -26,14 +26,36 @@ Transaction = str | int | None
 SET: Final = "set"
 TRANSACTION: Final = "transaction"
 SAME_NUMBER: Final = 0.05  # a reserve of 30 reads back as 30.0: the same setting
+# A response repeats at most this many characters of a name, value or transaction it was sent,
+# and says why in at most MESSAGE: an answer stays well under a kilobyte whatever came in (Home
+# Assistant's answers sensor keeps it as attributes; its recorder drops those over 16 KB).
+ECHO: Final = 64
+MESSAGE: Final = 512
+BAD_TRANSACTION: Final = (
+    f"transaction: expected a string or a whole number of at most {ECHO} characters"
+)
 
 
 class Invalid(ValueError):
     """A value a control does not take; the message says what it takes."""
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _shown(raw: object) -> str:
-    return json.dumps(raw) if isinstance(raw, str | int | float | bool) or raw is None else "{...}"
+    if isinstance(raw, str | int | float | bool) or raw is None:
+        return _clip(json.dumps(raw), ECHO)
+    return "{...}"
+
+
+def _echo(raw: object) -> object:
+    """A value sent, as a response repeats it: itself if short, else the start of its text."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return str(raw)  # NaN is not JSON: Home Assistant would drop the whole answer
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    return raw if len(text) <= ECHO else _clip(text, ECHO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +156,7 @@ def _json_object(prefix: str, payload: bytes) -> Message:
         return Message(error='expected a JSON object, e.g. {"battery_mode": "backup"}')
     transaction = document.pop(TRANSACTION, None)
     if not _is_transaction(transaction):
-        return Message(error="transaction: expected a string or a whole number")
+        return Message(error=BAD_TRANSACTION)
     if not document:
         return Message(transaction=transaction, error="no control in the message")
     items = tuple((f"{prefix}/{key}" if prefix else str(key), raw) for key, raw in document.items())
@@ -151,18 +173,16 @@ def _plain(path: str, payload: bytes) -> Message:
         return Message(((path, document),))
     transaction = document.get(TRANSACTION)
     if not _is_transaction(transaction):
-        return Message(error="transaction: expected a string or a whole number")
+        return Message(error=BAD_TRANSACTION)
     if "value" not in document:
         return Message(transaction=transaction, error='expected {"value": ...}')
     return Message(((path, document["value"]),), transaction)
 
 
 def _is_transaction(value: object) -> TypeGuard[Transaction]:
-    return (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    )
+    if value is None:
+        return True
+    return isinstance(value, str | int) and not isinstance(value, bool) and len(str(value)) <= ECHO
 
 
 def same_value(actual: Value | None, requested: Value) -> bool:
@@ -221,14 +241,14 @@ class Response:
         body: dict[str, object] = {
             "status": self.status.value,
             "gateway": serial,
-            "control": self.control,
-            "requested": self.requested,
+            "control": None if self.control is None else _clip(self.control, ECHO),
+            "requested": _echo(self.requested),
             "actual": self.actual,
             "transaction": self.transaction,
             "at": self.at.isoformat(timespec="milliseconds"),
         }
         if self.message:
-            body["message"] = self.message
+            body["message"] = _clip(self.message, MESSAGE)
         if self.reassert:
             body["reassert"] = True
         if self.via:

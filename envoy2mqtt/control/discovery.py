@@ -1,14 +1,19 @@
-"""Home Assistant entities for the controls: select, number and switch, through discovery.
+"""Home Assistant entities for the controls: select, number and switch, through discovery,
+and a diagnostic sensor of the gateway's answers.
 
 Pure. Each control entity shows the state its existing sensor publishes (the same retained
-topic) and belongs to that sensor's device; it commands `.../set/<control>`. Always one
-config per entity (any HA_DISCOVERY_MODE: every release reads those). Published only with
-CONTROLS on; with it off the publisher announces none, so the ghost sweep removes them.
+topic) and belongs to that sensor's device; it commands `.../set/<control>`. The answers
+sensor shows the status of the latest answer on `<base>/<serial>/response` (`pending` while a
+write is on its way, then `ok`, `ignored` or `error`) with the answer's fields as attributes.
+Always one config per entity (any HA_DISCOVERY_MODE: every release reads those). Published
+only with CONTROLS on; with it off the publisher announces none, so the ghost sweep removes
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from envoy2mqtt.catalog.metric import Entity
 from envoy2mqtt.control.commands import SET, Choice, Whole
@@ -24,6 +29,9 @@ from envoy2mqtt.mqtt.discovery import (
 )
 from envoy2mqtt.mqtt.topics import Topics
 
+RESPONSE: Final = "response"  # the answers' topic below the gateway; the sensor is named after it
+STATUS: Final = "{{ value_json.status }}"  # pending, ok, ignored or error: short, one word
+
 
 def command_topic(topics: Topics, serial: str, offered: Offered) -> str:
     """`<base>/<serial>/set/<control>`, or `<base>/<serial>/<device>/<id>/set/<control>`."""
@@ -33,7 +41,32 @@ def command_topic(topics: Topics, serial: str, offered: Offered) -> str:
 
 def response_topic(topics: Topics, serial: str) -> str:
     """`<base>/<serial>/response`: what became of each command."""
-    return f"{topics.gateway(serial)}/response"
+    return f"{topics.gateway(serial)}/{RESPONSE}"
+
+
+def response_config(topics: Topics, info: GatewayInfo, name: str | None = None) -> DiscoveryMessage:
+    """The gateway's diagnostic sensor "Last command": the latest answer's status, and its
+    fields (control, requested, actual, via, within, message, transaction, at) as attributes."""
+    serial = info.serial
+    object_part = object_id(serial, RESPONSE)
+    topic = response_topic(topics, serial)
+    payload: Json = {
+        "name": "Last command",
+        "unique_id": unique_id(serial, RESPONSE),
+        "object_id": object_part,
+        "default_entity_id": f"sensor.{object_part}",
+        "state_topic": topic,
+        "value_template": STATUS,
+        "json_attributes_topic": topic,
+        # the bridge answers with the gateway offline too ("the gateway is not connected")
+        "availability": [{"topic": topics.bridge_state}],
+        "qos": 1,  # as answers are published: a `pending` is not lost
+        "entity_category": "diagnostic",
+        "icon": "mdi:message-reply-text-outline",
+        "device": device_json(info, None, name),
+        "origin": ORIGIN,
+    }
+    return DiscoveryMessage(topics.entity_config("sensor", serial, RESPONSE), payload)
 
 
 def control_payload(
@@ -80,7 +113,8 @@ def control_configs(
     entities: Mapping[str, Entity],
     name: str | None = None,
 ) -> list[DiscoveryMessage]:
-    """One config per offered control whose state is published (`entities`: the sensors)."""
+    """One config per offered control whose state is published (`entities`: the sensors), and
+    the answers sensor."""
     out = []
     for control in sorted(offered, key=lambda o: o.path):
         entity = entities.get(control.state)
@@ -90,4 +124,4 @@ def control_configs(
             control.control.component, info.serial, f"control/{control.unique_path}"
         )
         out.append(DiscoveryMessage(topic, control_payload(topics, info, control, entity, name)))
-    return out
+    return [*out, response_config(topics, info, name)]

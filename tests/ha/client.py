@@ -132,6 +132,29 @@ class HomeAssistantApi:
         async with self.websocket() as ws:
             return await ws.command(kind, **fields)
 
+    @contextlib.asynccontextmanager
+    async def watching(self, entity_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every state object `entity_id` takes while the block runs, in order, as the frontend
+        hears of them (`state_changed` events): none is missed between two polls."""
+        seen: list[dict[str, Any]] = []
+        async with self.websocket() as ws:
+            await ws.command("subscribe_events", event_type="state_changed")
+
+            async def follow() -> None:
+                while True:
+                    message = await ws.connection.receive_json()
+                    data = message.get("event", {}).get("data", {})
+                    if data.get("entity_id") == entity_id and data.get("new_state"):
+                        seen.append(data["new_state"])
+
+            task = asyncio.get_running_loop().create_task(follow())
+            try:
+                yield seen
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
 
 class Websocket:
     """Home Assistant's websocket protocol: `auth`, then numbered commands."""
