@@ -116,3 +116,29 @@ async def test_a_reservation_the_watch_does_not_keep_lapses() -> None:
         async with gate.slot(Lane.NORMAL):
             pass
     assert gate.fits()
+
+
+async def test_the_gap_no_one_fits_goes_to_the_most_urgent_held_request() -> None:
+    """Answers too slow for any gap: one held request per gap, a command's before a CT read
+    that waited longer, and every lane still gets its turn."""
+    gate = Gate()
+    for _ in range(20):
+        gate.answered(0.3, EndpointClass.FAST)  # nothing fits in a 0.2 s gap
+    order: list[str] = []
+
+    async def read(name: str, lane: Lane) -> None:
+        async with gate.slot(lane):
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    gate.reserve(0.2)
+    waiting = [asyncio.create_task(read("meters", Lane.METERS))]
+    await asyncio.sleep(0.02)
+    waiting.append(asyncio.create_task(read("command", Lane.COMMAND)))
+    waiting.append(asyncio.create_task(read("battery", Lane.BATTERY)))
+    for turn in range(3):
+        await asyncio.sleep(0.05)
+        await read(f"relay-{turn}", Lane.FAST)
+        gate.reserve(0.2)  # the next turn: a gap none of them fits
+    await asyncio.gather(*waiting)
+    assert order == ["relay-0", "command", "relay-1", "meters", "relay-2", "battery"]

@@ -103,6 +103,10 @@ class Session(Protocol):
         """A full read now, published."""
         ...
 
+    async def read_contacts(self) -> EnvoyData:
+        """The dry contacts read now on their own, laid over the data, published."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
@@ -351,8 +355,8 @@ class Answers:
         self.link.publish_event(self.topics.event(serial), event.to_json(serial))
 
 
-# ahead of the normal and inverter reads, behind the grid watch: never overlapping (the gate)
-COMMAND_LANE: Final = Lane.BATTERY
+# behind the grid watch only: someone waits for the answer (never overlapping: the gate)
+COMMAND_LANE: Final = Lane.COMMAND
 NOT_SENT: Final = "nothing in this message was sent"
 OTHERS: Final = "not sent: another value in the message is not valid"
 OFFLINE: Final = "the gateway is not connected: nothing was sent"
@@ -650,7 +654,7 @@ class Controller:
             # the relay's own endpoint answers at once; a full read takes up to a minute on
             # D8.3 and would hold the gate while the relay moves
             actual: Value | None = await session.client.read_grid() if grid else None
-            data = None if grid else await session.refresh()
+            data = None if grid else await _read_back(session, commands[0])
         except GatewayError as err:
             for command in commands:
                 self.answers.respond(
@@ -810,6 +814,8 @@ class Controller:
             oper = await session.client.read_grid()
             for awaited in [a for a in self.awaited.values() if a.command.path == "grid_enabled"]:
                 self._settled(awaited, oper, session)
+        if any(_contact(a.command) for a in self.awaited.values()):
+            await session.read_contacts()  # published: `observe` settles what it shows
         now = clock.monotonic()
         for awaited in [a for a in self.awaited.values() if a.deadline <= now]:
             actual = await self._last_look(session, awaited)
@@ -824,7 +830,7 @@ class Controller:
             return _live_value(command, await writes.read_live_battery(session.client))
         if command.offered.control.write == "grid":
             return await session.client.read_grid()
-        return _device_value(command, await session.refresh())
+        return _device_value(command, await _read_back(session, command))
 
     def _is_battery(self, path: str) -> bool:
         found = self.offered.get(path)
@@ -935,6 +941,16 @@ def _live_field(field: str, live: writes.LiveBattery) -> Value | None:
 
 def _live_value(command: Command, live: writes.LiveBattery) -> Value | None:
     return _live_field(command.offered.control.field, live)
+
+
+def _contact(command: Command) -> bool:
+    return command.offered.control.device == "dry_contact"
+
+
+async def _read_back(session: Session, command: Command) -> EnvoyData:
+    """What the gateway shows after a device write: a dry contact from its own two endpoints
+    (seconds), anything else from a full read (a minute on current firmware)."""
+    return await (session.read_contacts() if _contact(command) else session.refresh())
 
 
 def _device_value(command: Command, data: EnvoyData) -> Value | None:

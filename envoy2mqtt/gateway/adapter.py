@@ -22,6 +22,7 @@ from pyenphase.const import (
     ENDPOINT_URL_METERS,
     ENDPOINT_URL_METERS_READINGS,
     URL_DRY_CONTACT_SETTINGS,
+    URL_DRY_CONTACT_STATUS,
     URL_ENCHARGE_BATTERY,
     URL_ENSEMBLE_INVENTORY,
     URL_ENSEMBLE_SECCTRL,
@@ -30,7 +31,7 @@ from pyenphase.const import (
 )
 from pyenphase.firmware import EnvoyFirmware
 from pyenphase.models.acb import EnvoyBatteryAggregate
-from pyenphase.models.dry_contacts import EnvoyDryContactSettings
+from pyenphase.models.dry_contacts import EnvoyDryContactSettings, EnvoyDryContactStatus
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import CtMeterData, CtState, EnvoyMeterData
@@ -145,6 +146,19 @@ async def read_dry_contact_settings(envoy: Envoy) -> dict[str, EnvoyDryContactSe
         raise _unexpected(URL_DRY_CONTACT_SETTINGS, "a dry contact without id")
     async with translated(f"reading {URL_DRY_CONTACT_SETTINGS}"):
         return {str(r["id"]): EnvoyDryContactSettings.from_api(r) for r in relays}
+
+
+async def read_dry_contact_status(envoy: Envoy) -> dict[str, EnvoyDryContactStatus]:
+    """/ivp/ensemble/dry_contacts as pyenphase's models, by relay id, read now."""
+    answer = _object(await fetch_json(envoy, URL_DRY_CONTACT_STATUS), URL_DRY_CONTACT_STATUS)
+    relays = [
+        _object(r, URL_DRY_CONTACT_STATUS)
+        for r in _list(answer.get("dry_contacts"), URL_DRY_CONTACT_STATUS)
+    ]
+    if any(r.get("id") is None for r in relays):
+        raise _unexpected(URL_DRY_CONTACT_STATUS, "a dry contact without id")
+    async with translated(f"reading {URL_DRY_CONTACT_STATUS}"):
+        return {str(r["id"]): EnvoyDryContactStatus.from_api(r) for r in relays}
 
 
 # -- single endpoints, for the fast and battery lanes ---------------------------------------

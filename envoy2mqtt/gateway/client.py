@@ -37,7 +37,7 @@ from envoy2mqtt.gateway.errors import (
 )
 from envoy2mqtt.gateway.gate import Answered, Gate, Timeouts, answered_within, polite
 from envoy2mqtt.gateway.legacy import GatedLegacyAuth
-from envoy2mqtt.gateway.overlay import Battery, Meters
+from envoy2mqtt.gateway.overlay import Battery, Contacts, Meters
 from envoy2mqtt.gateway.pinning import CertificatePins, no_verify_ssl
 from envoy2mqtt.gateway.translate import translated
 
@@ -407,6 +407,11 @@ class GatewayClient:
     async def read_meters(self) -> Meters:
         """Fresh CT readings, typed by pyenphase's own model; phases where reported."""
         return await adapter.read_meters(self.envoy, self._meter_status)
+
+    async def read_contacts(self) -> Contacts:
+        """The dry contacts' status and settings, read now (two small /ivp/* answers)."""
+        status = await adapter.read_dry_contact_status(self.envoy)
+        return Contacts(status, await adapter.read_dry_contact_settings(self.envoy))
 
     async def read_battery(self, *, combined: bool = False) -> Battery:
         """Battery state of charge and power of each Encharge unit.

@@ -39,10 +39,11 @@ class Lane(IntEnum):
     """Polling lanes, most urgent first (the value is the priority)."""
 
     FAST = 0  # the grid watch: the relay (or collar), the one lane that reserves its turn
-    METERS = 1  # the CTs
-    BATTERY = 2
-    NORMAL = 3
-    SLOW = 4
+    COMMAND = 1  # a command's write and its read-back: someone is waiting for the answer
+    METERS = 2  # the CTs
+    BATTERY = 3
+    NORMAL = 4
+    SLOW = 5
 
 
 FAST_LANES: Final = frozenset({Lane.FAST, Lane.METERS, Lane.BATTERY})  # read /ivp/* only
@@ -154,6 +155,8 @@ class Gate:
         self._reserved: dict[EndpointClass, float] = {}
         self._moved = {kind: asyncio.Event() for kind in EndpointClass}
         self._gap_taken = dict.fromkeys(EndpointClass, False)  # a request went since `reserve`
+        self._held: dict[EndpointClass, list[tuple[int, int]]] = {k: [] for k in EndpointClass}
+        self._order = itertools.count()
         self.on_answer = on_answer
 
     def reserve(self, after: float, kind: EndpointClass = EndpointClass.FAST) -> None:
@@ -184,21 +187,31 @@ class Gate:
         """Whether a request of `kind` started now would be done before the reserved turn."""
         return self.held_back(kind) == 0.0
 
-    async def _clear_of_reservation(self, kind: EndpointClass) -> None:
-        """Wait while the request would stand in the way of the reserved turn. Held back once,
-        it goes first in the gap after the watch's read even if it does not fit (one such
-        request per gap): however slow the answers, every lane gets its turn."""
-        held = False
-        while (wait := self.held_back(kind)) > 0:
-            if held and not self._gap_taken[kind]:
-                break
-            held = True
-            moved = self._moved[kind]
-            try:
-                async with asyncio.timeout(wait):
-                    await moved.wait()  # the watch has read and reserved its next turn
-            except TimeoutError:
-                break  # the reservation lapsed: the watch is late or gone
+    async def _clear_of_reservation(self, kind: EndpointClass, lane: Lane) -> None:
+        """Wait while the request would stand in the way of the reserved turn.
+
+        Held back, it may go first in a gap after the watch's read even if it does not fit:
+        one such request per gap, the most urgent lane's, then the longest waiting; however
+        slow the answers, every lane gets its turn.
+        """
+        held = self._held[kind]
+        entry: tuple[int, int] | None = None
+        try:
+            while (wait := self.held_back(kind)) > 0:
+                if entry is not None and not self._gap_taken[kind] and min(held) == entry:
+                    break
+                if entry is None:
+                    entry = (int(lane), next(self._order))
+                    held.append(entry)
+                moved = self._moved[kind]
+                try:
+                    async with asyncio.timeout(wait):
+                        await moved.wait()  # the watch has read and reserved its next turn
+                except TimeoutError:
+                    break  # the reservation lapsed: the watch is late or gone
+        finally:
+            if entry is not None:
+                held.remove(entry)
         self._gap_taken[kind] = True
 
     @asynccontextmanager
@@ -208,7 +221,7 @@ class Gate:
         """Hold the one slot of `kind` for the duration of the block (any lane but the grid
         watch first waits until it would not stand in the way of the watch's next read)."""
         if lane is not Lane.FAST:
-            await self._clear_of_reservation(kind)
+            await self._clear_of_reservation(kind, lane)
         async with self._locks[kind].held(int(lane)):
             yield
 

@@ -1,4 +1,5 @@
-"""Lane readings laid over the normal lane's full reading: inverters, grid, meters, battery."""
+"""Lane readings laid over the normal lane's full reading: inverters, grid, meters, battery,
+dry contacts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import NamedTuple, TypeVar
 
 from pyenphase.const import URL_INVENTORY
 from pyenphase.models.acb import EnvoyBatteryAggregate
+from pyenphase.models.dry_contacts import EnvoyDryContactSettings, EnvoyDryContactStatus
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.envoy import EnvoyData
 from pyenphase.models.meters import EnvoyMeterData
@@ -22,6 +24,14 @@ class Battery(NamedTuple):
     aggregate: EnvoyEnchargeAggregate  # the IQ Batteries together
     units: dict[str, EnvoyEnchargePower]  # each IQ Battery's power
     combined: EnvoyBatteryAggregate | None = None  # IQ and AC Batteries together, where both
+
+
+class Contacts(NamedTuple):
+    """The dry contacts read on their own (`GatewayClient.read_contacts`): a command's
+    read-back, seconds instead of a full read's minute on current firmware."""
+
+    status: dict[str, EnvoyDryContactStatus]
+    settings: dict[str, EnvoyDryContactSettings]
 
 
 K = TypeVar("K")
@@ -40,6 +50,7 @@ class LaneReadings:
     grid: tuple[float, str] | None = None
     meters: tuple[float, Meters] | None = None
     battery: tuple[float, Battery] | None = None
+    contacts: tuple[float, Contacts] | None = None
 
     def over(self, data: EnvoyData) -> EnvoyData:
         """`data` with the lane readings laid over it.
@@ -75,6 +86,15 @@ class LaneReadings:
                     encharge_power=power,
                     battery_aggregate=combined,
                 )
+        if self.contacts is not None:
+            contacts = self.contacts[1]
+            if (
+                contacts.status is not data.dry_contact_status
+                or contacts.settings is not data.dry_contact_settings
+            ):
+                data = replace(
+                    data, dry_contact_status=contacts.status, dry_contact_settings=contacts.settings
+                )
         return data
 
     def forget_before(self, started: float) -> None:
@@ -85,6 +105,8 @@ class LaneReadings:
             self.meters = None
         if self.battery is not None and self.battery[0] <= started:
             self.battery = None
+        if self.contacts is not None and self.contacts[0] <= started:
+            self.contacts = None
 
 
 def merged(base: dict[K, V], over: Mapping[K, V]) -> dict[K, V]:

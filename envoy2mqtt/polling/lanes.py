@@ -322,6 +322,16 @@ class Lanes:
         self.publish()
         return self.data
 
+    async def read_contacts(self) -> EnvoyData:
+        """The dry contacts read now, on their own, published: a command's read-back (a full
+        read takes a minute on current firmware; the contacts move within ~3 s)."""
+        started = self.clock.monotonic()
+        contacts = await self.client.read_contacts()
+        self._lanes.contacts = (started, contacts)
+        self.data = self._lanes.over(self.data)
+        self.publish()
+        return self.data
+
     async def read_early_grid(self) -> None:
         """The grid before the probe: the relay or the collar, read straight."""
         found = await self.client.read_grid_any()

@@ -78,7 +78,10 @@ class Field:
     home_s: Range = (60.0, 75.0)  # [F] "over 60 s"
     fast_s: Range = (0.2, 0.5)
     fast_worst_s: float = 1.58  # [F] worst fetch
-    fast_worst_share: float = 0.02  # how often a fast answer takes the worst time
+    # How often a fast answer takes the worst time. [F] gives one worst figure for its 1 Hz
+    # run (152 polls, 0 failures, median gap 1.10 s), so at most a few slow answers in ~300:
+    # 1 %. The event benchmark also runs 2 % (`--tail 0.02`) as a harder gateway.
+    fast_worst_share: float = 0.01
 
     # Relay states while islanded [F "Second relay test": `open synchronizing` at 12:15:16,
     # `open synchronized` from 12:15:32, never plain `open`; closing read admin `closed`,
