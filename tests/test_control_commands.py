@@ -183,31 +183,33 @@ def watched(path: str = "battery_mode", since: float = 10.0, until: float = 310.
 def test_a_watched_value_that_goes_back_is_reported_once() -> None:
     watches = Watches()
     watches.arm(watched())
-    assert watches.check(lambda _p: "backup", read_since=20.0, now=21.0) == []
-    assert watches.check(lambda _p: "self-consumption", read_since=30.0, now=31.0) == [
+    assert watches.check(lambda _p: "backup", read_since=lambda _p: 20.0, now=21.0) == []
+    assert watches.check(lambda _p: "self-consumption", read_since=lambda _p: 30.0, now=31.0) == [
         (watched(), "self-consumption")
     ]
-    assert watches.check(lambda _p: "self-consumption", read_since=40.0, now=41.0) == []
+    assert watches.check(lambda _p: "self-consumption", read_since=lambda _p: 40.0, now=41.0) == []
     assert len(watches) == 0
 
 
 def test_a_reading_begun_before_the_confirming_read_back_does_not_count() -> None:
     watches = Watches()
     watches.arm(watched(since=10.0))
-    assert watches.check(lambda _p: "self-consumption", read_since=9.5, now=12.0) == []
+    assert watches.check(lambda _p: "self-consumption", read_since=lambda _p: 9.5, now=12.0) == []
     assert len(watches) == 1
 
 
 def test_a_watch_expires_and_a_new_command_replaces_it() -> None:
     watches = Watches()
     watches.arm(watched(until=100.0))
-    assert watches.check(lambda _p: "economy", read_since=50.0, now=101.0) == []
+    assert watches.check(lambda _p: "economy", read_since=lambda _p: 50.0, now=101.0) == []
     assert len(watches) == 0
     watches.arm(watched())
     watches.forget("battery_mode")
     assert watches.get("battery_mode") is None
     watches.arm(watched())
-    assert watches.check(lambda _p: None, read_since=50.0, now=60.0) == []  # no reading of it
+    assert (
+        watches.check(lambda _p: None, read_since=lambda _p: 50.0, now=60.0) == []
+    )  # no reading of it
     assert len(watches) == 1
 
 

@@ -97,6 +97,8 @@ class Session(Protocol):
     @property
     def normal_started(self) -> float: ...
     @property
+    def contacts_started(self) -> float: ...
+    @property
     def clock(self) -> Clock: ...
 
     async def refresh(self) -> EnvoyData:
@@ -162,16 +164,20 @@ class Watches:
         return self._watched.get(path)
 
     def check(
-        self, actual: Callable[[str], Value | None], read_since: float, now: float
+        self,
+        actual: Callable[[str], Value | None],
+        read_since: Callable[[str], float],
+        now: float,
     ) -> list[tuple[Watched, Value]]:
-        """The watched values a reading begun at `read_since` shows gone back, with the value
+        """The watched values shown gone back by a reading begun after their confirmation
+        (`read_since(path)`: when the reading behind a path's value began), with the value
         they went back to; those and the expired ones are no longer watched."""
         out: list[tuple[Watched, Value]] = []
         for path, watched in list(self._watched.items()):
             if now > watched.until:
                 del self._watched[path]
                 continue
-            if read_since < watched.since:
+            if read_since(path) < watched.since:
                 continue
             value = actual(path)
             if value is not None and not same_value(value, watched.requested):
@@ -806,7 +812,7 @@ class Controller:
             for awaited in [a for a in self.awaited.values() if a.battery]:
                 self._settled(awaited, _live_value(awaited.command, live), session)
             reverted = self.watches.check(
-                lambda path: self._live_actual(path, live), started, clock.monotonic()
+                lambda path: self._live_actual(path, live), lambda _: started, clock.monotonic()
             )
             for watched, value in reverted:
                 self._reverted(watched, value)
@@ -850,21 +856,28 @@ class Controller:
         self.answers.serial = session.publisher.info.serial
         self._offer(session)
         self._hold_phantoms(session)
-        data, now, read = session.data, session.clock.monotonic(), session.normal_started
+        data, now = session.data, session.clock.monotonic()
         for awaited in [a for a in self.awaited.values() if not a.battery]:
             self._settled(awaited, _device_value(awaited.command, data), session)
         if not len(self.watches):
             return
 
+        def read_since(path: str) -> float:
+            """When the reading behind a path's value began (dry contacts: read on their own
+            after a write)."""
+            found = self.offered.get(path)
+            contact = found is not None and found.control.device == "dry_contact"
+            return session.contacts_started if contact else session.normal_started
+
         def actual(path: str) -> Value | None:
             found = self.offered.get(path)
             if found is None or found.control.write == "storage":
                 return None
-            if found.control.device == "dry_contact" and read < self._phantoms_until:
+            if found.control.device == "dry_contact" and read_since(path) < self._phantoms_until:
                 return None  # held: a revert only if a reading begun after the window shows it
             return found.actual(data)
 
-        for watched, value in self.watches.check(actual, session.normal_started, now):
+        for watched, value in self.watches.check(actual, read_since, now):
             self._reverted(watched, value)
 
     def _grid_moved(self, session: Session) -> bool:
@@ -877,7 +890,7 @@ class Controller:
         """A dry contact's status read in a reading begun inside the phantom window keeps its
         published value (the publisher holds it) until a reading begun after the window shows
         it; a status this bridge wrote meanwhile is a real move, shown at once."""
-        if session.normal_started >= self._phantoms_until or self._grid_moved(session):
+        if session.contacts_started >= self._phantoms_until or self._grid_moved(session):
             self._commanded.clear()
             session.publisher.hold(())
             return

@@ -322,6 +322,12 @@ class Lanes:
         self.publish()
         return self.data
 
+    @property
+    def contacts_started(self) -> float:
+        """When the reading behind the dry contacts' values began (monotonic)."""
+        contacts = self._lanes.contacts
+        return contacts[0] if contacts is not None else self.normal_started
+
     async def read_contacts(self) -> EnvoyData:
         """The dry contacts read now, on their own, published: a command's read-back (a full
         read takes a minute on current firmware; the contacts move within ~3 s)."""
