@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,13 +24,18 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-import tests.test_control_battery_paths as paths
 from envoy2mqtt.app import App
 from envoy2mqtt.sim import Field, SimulatedGateway
 from envoy2mqtt.sim.battery_cloud import CloudSite, storage_applier
 from envoy2mqtt.sim.enlighten import SimulatedEnlighten
-from tests.broker import Mosquitto, Recorder
-from tests.harness import bridge_settings, running
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a clone: the broker helper is in tests/
+    sys.path.insert(0, str(ROOT))
+
+import tests.test_control_battery_paths as paths  # noqa: E402
+from tests.broker import Mosquitto, Recorder  # noqa: E402
+from tests.harness import bridge_settings, running  # noqa: E402
 
 PREFIX = "e2m-controls"
 STEPS = (
