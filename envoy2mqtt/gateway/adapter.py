@@ -137,28 +137,25 @@ async def read_inventory(envoy: Envoy) -> list[Any]:
 
 async def read_dry_contact_settings(envoy: Envoy) -> dict[str, EnvoyDryContactSettings]:
     """/ivp/ss/dry_contact_settings as pyenphase's models, by relay id, read now."""
-    answer = _object(await fetch_json(envoy, URL_DRY_CONTACT_SETTINGS), URL_DRY_CONTACT_SETTINGS)
-    relays = [
-        _object(r, URL_DRY_CONTACT_SETTINGS)
-        for r in _list(answer.get("dry_contacts"), URL_DRY_CONTACT_SETTINGS)
-    ]
-    if any(r.get("id") is None for r in relays):
-        raise _unexpected(URL_DRY_CONTACT_SETTINGS, "a dry contact without id")
+    relays = await _dry_contacts(envoy, URL_DRY_CONTACT_SETTINGS)
     async with translated(f"reading {URL_DRY_CONTACT_SETTINGS}"):
-        return {str(r["id"]): EnvoyDryContactSettings.from_api(r) for r in relays}
+        return {key: EnvoyDryContactSettings.from_api(r) for key, r in relays.items()}
 
 
 async def read_dry_contact_status(envoy: Envoy) -> dict[str, EnvoyDryContactStatus]:
     """/ivp/ensemble/dry_contacts as pyenphase's models, by relay id, read now."""
-    answer = _object(await fetch_json(envoy, URL_DRY_CONTACT_STATUS), URL_DRY_CONTACT_STATUS)
-    relays = [
-        _object(r, URL_DRY_CONTACT_STATUS)
-        for r in _list(answer.get("dry_contacts"), URL_DRY_CONTACT_STATUS)
-    ]
-    if any(r.get("id") is None for r in relays):
-        raise _unexpected(URL_DRY_CONTACT_STATUS, "a dry contact without id")
+    relays = await _dry_contacts(envoy, URL_DRY_CONTACT_STATUS)
     async with translated(f"reading {URL_DRY_CONTACT_STATUS}"):
-        return {str(r["id"]): EnvoyDryContactStatus.from_api(r) for r in relays}
+        return {key: EnvoyDryContactStatus.from_api(r) for key, r in relays.items()}
+
+
+async def _dry_contacts(envoy: Envoy, url: str) -> dict[str, JsonObject]:
+    """The `dry_contacts` entries of `url`'s answer by id (garbage is a clear GatewayError)."""
+    answer = _object(await fetch_json(envoy, url), url)
+    relays = [_object(r, url) for r in _list(answer.get("dry_contacts"), url)]
+    if any(r.get("id") is None for r in relays):
+        raise _unexpected(url, "a dry contact without id")
+    return {str(r["id"]): r for r in relays}
 
 
 # -- single endpoints, for the fast and battery lanes ---------------------------------------
