@@ -97,9 +97,9 @@ async def test_a_reserved_turn_is_kept_clear_of_other_reads() -> None:
 
     gate.reserve(0.5)
     await read("battery-fits", Lane.BATTERY)  # 0.1 s + margin before the turn in 0.4 s
-    assert gate.fits()
+    assert gate.held_back(EndpointClass.FAST) == 0
     await asyncio.sleep(0.3)  # 0.1 s to the turn: a 0.1 s read would be cutting it close
-    assert not gate.fits()
+    assert gate.held_back(EndpointClass.FAST) > 0
     held = asyncio.create_task(read("battery-held", Lane.BATTERY))
     await asyncio.sleep(0.15)
     assert order == ["battery-fits"]  # held back, though the slot is free
@@ -115,7 +115,7 @@ async def test_a_reservation_the_watch_does_not_keep_lapses() -> None:
     async with asyncio.timeout(1.0):  # the first guess (0.5 s) does not fit: wait, then go
         async with gate.slot(Lane.NORMAL):
             pass
-    assert gate.fits()
+    assert gate.held_back(EndpointClass.FAST) == 0
 
 
 async def test_the_gap_no_one_fits_goes_to_the_most_urgent_held_request() -> None:

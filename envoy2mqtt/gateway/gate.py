@@ -10,7 +10,7 @@ Envoy-S queueing requests behind a slow `/inventory.json`; current firmware answ
 relay at 1 Hz while `production.json` is being read (ha-enphase-realtime docs/FINDINGS.md).
 
 The one fast slot is busy most of the time on current firmware (relay, CTs, battery, the full
-read's `/ivp/*` pages: ~2.5 requests a second at ~0.36 s each), so a priority queue alone still
+read's `/ivp/*` pages: ~2.3 requests a second at ~0.36 s each), so a priority queue alone still
 lets a CT or battery read that began a moment before the relay's turn hold it back by one answer
 (up to 1.6 s). The grid watch therefore reserves its next read: another request of the class
 starts only if the answers of late say it will be done by then; otherwise it waits until the
@@ -182,10 +182,6 @@ class Gate:
         if now + self._times[kind].budget() + self.MARGIN <= reserved:
             return 0.0
         return max(reserved + self.GRACE - now, 0.0)
-
-    def fits(self, kind: EndpointClass = EndpointClass.FAST) -> bool:
-        """Whether a request of `kind` started now would be done before the reserved turn."""
-        return self.held_back(kind) == 0.0
 
     async def _clear_of_reservation(self, kind: EndpointClass, lane: Lane) -> None:
         """Wait while the request would stand in the way of the reserved turn.
