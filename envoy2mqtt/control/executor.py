@@ -807,8 +807,6 @@ class Controller:
         battery = any(a.battery for a in self.awaited.values()) or any(
             self._is_battery(path) for path in self.watches.paths()
         )
-        live: writes.LiveBattery | None = None
-        oper: str | None = None
         if battery:
             live = await writes.read_live_battery(session.client)
             for awaited in [a for a in self.awaited.values() if a.battery]:
@@ -826,24 +824,18 @@ class Controller:
             await session.read_contacts()  # published: `observe` settles what it shows
         now = clock.monotonic()
         for awaited in [a for a in self.awaited.values() if a.deadline <= now]:
-            actual = await self._last_look(session, awaited, live, oper)
+            actual = await self._last_look(session, awaited)
             if self.awaited.get(awaited.command.path) is awaited and not self._settled(
                 awaited, actual, session
             ):
                 await self._expired(session, awaited, actual)
 
-    async def _last_look(
-        self, session: Session, awaited: Awaited, live: writes.LiveBattery | None, oper: str | None
-    ) -> Value | None:
-        """A write's value at its deadline, from what this look has just read (the battery's
-        live values, the relay, the contacts); anything else is read now."""
+    async def _last_look(self, session: Session, awaited: Awaited) -> Value | None:
         command = awaited.command
-        if awaited.battery and live is not None:
-            return _live_value(command, live)
-        if command.offered.control.write == "grid" and oper is not None:
-            return oper
-        if _contact(command):
-            return _device_value(command, session.data)
+        if awaited.battery:
+            return _live_value(command, await writes.read_live_battery(session.client))
+        if command.offered.control.write == "grid":
+            return await session.client.read_grid()
         return _device_value(command, await _read_back(session, command))
 
     def _is_battery(self, path: str) -> bool:
